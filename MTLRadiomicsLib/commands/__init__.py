@@ -1,0 +1,1 @@
+"""Sub-commands of the `mtl-radiomics` command line, one module each."""

@@ -1,0 +1,57 @@
+"""Options shared by commands that read a PET volume: SUV overrides, units, series choice."""
+
+from __future__ import annotations
+
+import argparse
+
+from MTLRadiomicsLib.errors import PetInputError
+from MTLRadiomicsLib.pet_io import load_pet
+from MTLRadiomicsLib.pet_volume import PetVolume
+from MTLRadiomicsLib.suv import SuvOverrides, parse_user_time
+
+
+def add_pet_options(parser: argparse.ArgumentParser) -> None:
+    """Add PET, --series, --input-units and the SUV override options."""
+    parser.add_argument("pet", metavar="PET",
+                        help="PET volume: NIfTI (.nii/.nii.gz), NRRD, MHA file, or a DICOM folder")
+    group = parser.add_argument_group("SUV (body weight)", "override or supply DICOM facts by hand")
+    group.add_argument("--series", metavar="UID", help="SeriesInstanceUID to read when a DICOM "
+                       "folder holds several PET series (default: the attenuation-corrected one)")
+    group.add_argument("--input-units", choices=("suv", "bqml"),
+                       help="units of a NIfTI/NRRD/MHA file (default: suv)")
+    group.add_argument("--weight", type=float, metavar="KG", help="patient weight in kg")
+    group.add_argument("--dose", type=float, metavar="MBQ", help="injected activity in MBq")
+    group.add_argument("--injection-time", metavar="TIME",
+                       help="injection time, HH:MM[:SS] on the scan day or YYYY-MM-DDTHH:MM:SS")
+    group.add_argument("--scan-time", metavar="TIME",
+                       help="scan (series) start the images are decay corrected to, same forms")
+    group.add_argument("--half-life", type=float, metavar="S",
+                       help="radionuclide half-life in seconds (F-18: 6586)")
+
+
+def overrides_from_args(args: argparse.Namespace) -> SuvOverrides:
+    """Build SUV overrides from parsed options; bad values raise PetInputError."""
+    def positive(name: str, value):
+        if value is not None and not value > 0:
+            raise PetInputError(f"--{name} must be positive, not {value:g}")
+        return value
+
+    def when(name: str, value):
+        if value is None:
+            return None
+        try:
+            return parse_user_time(value)
+        except ValueError as error:
+            raise PetInputError(f"--{name}: {error}") from None
+
+    return SuvOverrides(weight_kg=positive("weight", args.weight),
+                        dose_mbq=positive("dose", args.dose),
+                        injection_time=when("injection-time", args.injection_time),
+                        half_life_s=positive("half-life", args.half_life),
+                        scan_time=when("scan-time", args.scan_time))
+
+
+def load_pet_from_args(args: argparse.Namespace) -> PetVolume:
+    """Read the PET named on the command line with the SUV options applied."""
+    return load_pet(args.pet, overrides=overrides_from_args(args), input_units=args.input_units,
+                    series_uid=args.series)

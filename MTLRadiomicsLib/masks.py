@@ -1,0 +1,118 @@
+"""Read a mask (image file, RTSTRUCT or DICOM SEG) onto the voxel grid of a PET volume."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import pydicom
+import SimpleITK as sitk
+from pydicom.errors import InvalidDicomError
+
+from MTLRadiomicsLib.errors import MaskInputError
+from MTLRadiomicsLib.pet_io import image_format
+from MTLRadiomicsLib.pet_volume import PetVolume
+from MTLRadiomicsLib.rtstruct import rasterise_rtstruct
+
+GEOMETRY_TOLERANCE_MM = 1e-3
+
+
+def load_mask(path: str | Path, pet: PetVolume, roi: Optional[str] = None) -> np.ndarray:
+    """A binary mask on the PET grid: uint8 array, shape (z, y, x) as ``pet.suv``.
+
+    Args:
+        path: a mask image (NIfTI, NRRD, MHA; any non-zero voxel is inside), an RTSTRUCT file or a
+            DICOM SEG file (or a folder holding exactly one of those).
+        pet: the PET volume whose grid the mask is put on.
+        roi: the ROI (RTSTRUCT) or segment label (SEG) to read; by default the only one, or for
+            RTSTRUCT the first whose name starts with GTV.
+    Image masks on another grid are resampled (nearest neighbour) onto the PET grid.
+    """
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise MaskInputError(f"mask {path} does not exist")
+    if path.is_dir():
+        path = _single_dicom_object(path)
+    if image_format(path) is not None:
+        return _image_mask(path, pet)
+    try:
+        header = pydicom.dcmread(str(path), stop_before_pixels=True)
+    except (InvalidDicomError, OSError, ValueError, TypeError, AttributeError, EOFError):
+        raise MaskInputError(f"{path.name}: not a mask image (NIfTI, NRRD, MHA) nor a DICOM file") from None
+    modality = str(header.get("Modality", ""))
+    if modality == "RTSTRUCT":
+        return rasterise_rtstruct(path, pet, roi)
+    if modality == "SEG":
+        return _seg_mask(path, pet, roi)
+    raise MaskInputError(f"{path.name} is DICOM {modality or 'without Modality'}, not RTSTRUCT or SEG")
+
+
+def _single_dicom_object(folder: Path) -> Path:
+    found = []
+    for candidate in sorted(p for p in folder.rglob("*") if p.is_file()):
+        try:
+            ds = pydicom.dcmread(str(candidate), stop_before_pixels=True)
+        except (InvalidDicomError, OSError, ValueError, TypeError, AttributeError, EOFError):
+            continue
+        if str(ds.get("Modality", "")) in ("RTSTRUCT", "SEG"):
+            found.append(candidate)
+    if len(found) != 1:
+        raise MaskInputError(f"{folder} holds {len(found)} RTSTRUCT/SEG files; give one file")
+    return found[0]
+
+
+def _same_grid(image: sitk.Image, pet: PetVolume) -> bool:
+    return (tuple(image.GetSize()) == pet.size
+            and np.allclose(image.GetSpacing(), pet.spacing, atol=GEOMETRY_TOLERANCE_MM)
+            and np.allclose(image.GetOrigin(), pet.origin, atol=GEOMETRY_TOLERANCE_MM)
+            and np.allclose(image.GetDirection(), pet.direction, atol=1e-5))
+
+
+def _image_mask(path: Path, pet: PetVolume) -> np.ndarray:
+    try:
+        image = sitk.ReadImage(str(path))
+    except RuntimeError:
+        raise MaskInputError(f"{path.name}: cannot be read as a mask image (corrupt or not an image)") from None
+    if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
+        raise MaskInputError(f"{path.name}: a 3-D single-component mask is needed")
+    binary = sitk.Cast(sitk.NotEqual(image, 0), sitk.sitkUInt8)
+    if not _same_grid(binary, pet):
+        binary = sitk.Resample(binary, pet.to_sitk(), sitk.Transform(), sitk.sitkNearestNeighbor, 0,
+                               sitk.sitkUInt8)
+    mask = sitk.GetArrayFromImage(binary).astype(np.uint8)
+    if not mask.any():
+        raise MaskInputError(f"{path.name}: the mask is empty on the PET grid (does it belong to this scan?)")
+    return mask
+
+
+def _seg_mask(path: Path, pet: PetVolume, label: Optional[str]) -> np.ndarray:
+    """Union of the SEG's segments (or the one labelled ``label``) on the PET slices it references."""
+    import highdicom as hd
+
+    if not pet.dicom_files:
+        raise MaskInputError(f"{path.name}: a DICOM SEG can only be read onto the PET DICOM series "
+                             "it references; load the PET from that DICOM folder")
+    try:
+        seg = hd.seg.segread(str(path))
+    except Exception as error:  # highdicom raises several types for malformed objects
+        raise MaskInputError(f"{path.name}: not a readable DICOM SEG ({error})") from None
+    numbers = seg.get_segment_numbers(segment_label=label) if label else seg.get_segment_numbers()
+    if not numbers:
+        labels = [str(d.SegmentLabel) for d in seg.SegmentSequence]
+        raise MaskInputError(f"{path.name}: no segment labelled {label!r}; it holds {', '.join(labels)}")
+    uids = [str(pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID) for f in pet.dicom_files]
+    referenced = {str(u[2]) for u in seg.get_source_image_uids()}
+    if referenced and not referenced & set(uids):
+        raise MaskInputError(f"{path.name} segments another series, not this PET")
+    try:
+        pixels = seg.get_pixels_by_source_instance(uids, segment_numbers=numbers,
+                                                   combine_segments=True, relabel=True)
+    except (ValueError, KeyError, RuntimeError) as error:
+        raise MaskInputError(f"{path.name}: cannot be placed on this PET series ({error})") from None
+    mask = (np.asarray(pixels) > 0).astype(np.uint8)
+    if mask.shape != pet.shape:
+        raise MaskInputError(f"{path.name}: SEG shape {mask.shape} does not match the PET {pet.shape}")
+    if not mask.any():
+        raise MaskInputError(f"{path.name}: the segment is empty on the PET grid")
+    return mask

@@ -1,0 +1,359 @@
+"""Body-weight SUV (SUVbw, g/ml) from DICOM PET header facts, with manual overrides.
+
+SUVbw = activity concentration (Bq/ml) x body weight (g) / decay-corrected injected dose (Bq).
+The decay correction depends on DecayCorrection (0054,1102):
+  START: images are decay corrected to the series start, so the dose is decayed from injection
+         to the series (or earliest acquisition) date-time;
+  ADMIN: images are decay corrected to the administration time, so the dose is used as is.
+Units (0054,1001) GML means the values are already SUV; CNTS can only be used through the
+Philips private SUV scale factor (7053,1000).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Optional
+
+from MTLRadiomicsLib.errors import PetInputError
+
+PHILIPS_SUV_SCALE_TAG = (0x7053, 0x1000)
+F18_HALF_LIFE_S = 6586.2  # seconds (109.77 min)
+
+
+@dataclass
+class SuvOverrides:
+    """Facts a user supplies by hand; each replaces the DICOM tag of the same meaning.
+
+    weight_kg: patient weight in kg (--weight).
+    dose_mbq: injected activity in MBq at injection time (--dose).
+    injection_time: injection date-time, or a time of day on the scan date (--injection-time).
+    half_life_s: radionuclide half-life in seconds (--half-life).
+    scan_time: reference date-time the images are decay corrected to (--scan-time); used for
+        non-DICOM input in Bq/ml or when the series time is missing.
+    """
+
+    weight_kg: Optional[float] = None
+    dose_mbq: Optional[float] = None
+    injection_time: Optional[dt.datetime | dt.time] = None
+    half_life_s: Optional[float] = None
+    scan_time: Optional[dt.datetime | dt.time] = None
+
+    def any(self) -> bool:
+        return any(v is not None for v in (self.weight_kg, self.dose_mbq, self.injection_time,
+                                           self.half_life_s, self.scan_time))
+
+
+@dataclass
+class SuvConversion:
+    """How stored voxel values (after DICOM rescale) were turned into SUVbw: SUV = value x factor."""
+
+    factor: float = 1.0
+    method: str = "assumed SUV"
+    units_in_file: str = "unknown"
+    decay_correction: Optional[str] = None
+    weight_kg: Optional[float] = None
+    injected_dose_bq: Optional[float] = None
+    half_life_s: Optional[float] = None
+    injection_datetime: Optional[str] = None
+    reference_datetime: Optional[str] = None
+    elapsed_s: Optional[float] = None
+    decay_factor: Optional[float] = None
+    sources: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def assumed_suv(cls) -> "SuvConversion":
+        return cls(method="assumed SUV (file carries no units)", units_in_file="unknown")
+
+
+# --------------------------------------------------------------------------- DICOM date/time
+def parse_dicom_time(value: Any) -> Optional[dt.time]:
+    """Parse a DICOM TM value (HHMMSS.FFFFFF, HHMM, HH, or with colons) into a time."""
+    text = str(value or "").strip().replace(":", "")
+    if not text:
+        return None
+    try:
+        hours = int(text[0:2])
+        minutes = int(text[2:4]) if len(text) >= 4 else 0
+        seconds_text = text[4:] if len(text) > 4 else "0"
+        seconds = float(seconds_text)
+    except ValueError:
+        return None
+    whole = int(seconds)
+    micro = int(round((seconds - whole) * 1e6))
+    if micro >= 1_000_000:
+        whole, micro = whole + 1, 0
+    if not (0 <= hours < 24 and 0 <= minutes < 60 and 0 <= whole < 61):
+        return None
+    return dt.time(hours, minutes, min(whole, 59), micro)
+
+
+def parse_dicom_date(value: Any) -> Optional[dt.date]:
+    """Parse a DICOM DA value (YYYYMMDD, or YYYY.MM.DD) into a date."""
+    text = str(value or "").strip().replace(".", "").replace("-", "")
+    if len(text) != 8:
+        return None
+    try:
+        return dt.date(int(text[0:4]), int(text[4:6]), int(text[6:8]))
+    except ValueError:
+        return None
+
+
+def parse_dicom_datetime(value: Any) -> Optional[dt.datetime]:
+    """Parse a DICOM DT value (YYYYMMDDHHMMSS.FFFFFF with an optional &ZZXX offset, ignored)."""
+    text = str(value or "").strip()
+    if not text:
+        return None
+    for sign in "+-":
+        if sign in text[8:]:
+            text = text[: 8 + text[8:].index(sign)]
+    day = parse_dicom_date(text[:8])
+    if day is None:
+        return None
+    time = parse_dicom_time(text[8:]) if len(text) > 8 else dt.time(0, 0)
+    if time is None:
+        return None
+    return dt.datetime.combine(day, time)
+
+
+def parse_user_time(text: str) -> dt.datetime | dt.time:
+    """Parse a user's date-time: 'YYYY-MM-DD HH:MM[:SS]', ISO 'YYYY-MM-DDTHH:MM:SS', 'HH:MM[:SS]'
+    or DICOM 'HHMMSS'. Raises ValueError with the accepted forms."""
+    raw = text.strip()
+    try:
+        return dt.datetime.fromisoformat(raw)
+    except ValueError:
+        pass
+    try:
+        return dt.time.fromisoformat(raw)
+    except ValueError:
+        pass
+    as_dicom = parse_dicom_time(raw) if raw.isdigit() and len(raw) in (4, 6) else None
+    if as_dicom is not None:
+        return as_dicom
+    raise ValueError(f"cannot read time {text!r}; use HH:MM[:SS] or YYYY-MM-DDTHH:MM:SS")
+
+
+# --------------------------------------------------------------------------- tag helpers
+def _tag_text(ds: Any, keyword: str) -> str:
+    value = ds.get(keyword, None) if ds is not None else None
+    return "" if value is None else str(value).strip()
+
+
+def _positive_float(value: Any) -> Optional[float]:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) and number > 0 else None
+
+
+def _radiopharmaceutical(ds: Any) -> Any:
+    seq = ds.get("RadiopharmaceuticalInformationSequence", None)
+    if seq is None or len(seq) == 0:
+        return None
+    return seq[0]
+
+
+def _combine(day: Optional[dt.date], time: Optional[dt.time]) -> Optional[dt.datetime]:
+    if time is None:
+        return None
+    return dt.datetime.combine(day or dt.date(1900, 1, 1), time)
+
+
+# --------------------------------------------------------------------------- main entry
+def suv_conversion_from_dicom(
+    ds: Any,
+    overrides: Optional[SuvOverrides] = None,
+    acquisition_datetimes: Iterable[dt.datetime] = (),
+) -> SuvConversion:
+    """Derive the SUVbw factor for a PET series from one representative header.
+
+    Args:
+        ds: a pydicom Dataset of the series (pixel data not needed).
+        overrides: facts supplied by hand; they win over the tags.
+        acquisition_datetimes: AcquisitionDate/Time of every slice; the earliest is used as the
+            reference when the series time lies after it (a re-reconstructed series).
+    Raises:
+        PetInputError: naming the missing or unusable tag and the option that supplies it.
+    """
+    ov = overrides or SuvOverrides()
+    units = _tag_text(ds, "Units").upper() or "unknown"
+    decay = _tag_text(ds, "DecayCorrection").upper() or None
+
+    if units == "GML":
+        return SuvConversion(factor=1.0, method="Units GML: values are already SUVbw",
+                             units_in_file="GML", decay_correction=decay,
+                             sources={"units": "Units (0054,1001)"})
+
+    philips = ds.get(PHILIPS_SUV_SCALE_TAG, None) if hasattr(ds, "dir") else None
+    philips_factor = _positive_float(philips.value) if philips is not None else None
+    if units == "CNTS":
+        if philips_factor is not None and not ov.any():
+            return SuvConversion(factor=philips_factor,
+                                 method="Philips SUV scale factor (7053,1000)",
+                                 units_in_file="CNTS", decay_correction=decay,
+                                 sources={"factor": "SUVScaleFactor (7053,1000), Philips private"})
+        raise PetInputError(
+            "Units (0054,1001) is CNTS (raw counts) and no Philips SUV scale factor (7053,1000) is "
+            "present: counts cannot be turned into SUV; export the series in Bq/ml (BQML) or SUV")
+    if units not in ("BQML", "unknown"):
+        raise PetInputError(
+            f"Units (0054,1001) is {units!r}; only BQML (Bq/ml) and GML (SUVbw) PET can be used; "
+            "re-export the series in Bq/ml or SUV")
+    if units == "unknown" and not ov.any():
+        raise PetInputError(
+            "Units (0054,1001) is missing, so it is unknown whether values are Bq/ml or SUV; "
+            "pass --weight, --dose and --injection-time to convert Bq/ml to SUV")
+    return _bqml_to_suv(ds, ov, units, decay, acquisition_datetimes)
+
+
+def _bqml_to_suv(ds: Any, ov: SuvOverrides, units: str, decay: Optional[str],
+                 acquisition_datetimes: Iterable[dt.datetime]) -> SuvConversion:
+    sources: dict[str, str] = {"units": "Units (0054,1001)" if units == "BQML" else "assumed Bq/ml"}
+    rp = _radiopharmaceutical(ds)
+
+    # -- weight
+    if ov.weight_kg is not None:
+        weight, sources["weight"] = float(ov.weight_kg), "--weight"
+    else:
+        weight = _positive_float(ds.get("PatientWeight", None))
+        if weight is None:
+            raise PetInputError(
+                "PatientWeight (0010,1030) is missing or zero; pass the weight with --weight KG")
+        sources["weight"] = "PatientWeight (0010,1030)"
+    if not (1.0 <= weight <= 500.0):
+        raise PetInputError(f"patient weight {weight:g} kg is implausible; pass --weight KG")
+
+    # -- dose
+    if ov.dose_mbq is not None:
+        dose, sources["dose"] = float(ov.dose_mbq) * 1e6, "--dose"
+    else:
+        dose = _positive_float(rp.get("RadionuclideTotalDose", None)) if rp is not None else None
+        if dose is None:
+            raise PetInputError(
+                "RadionuclideTotalDose (0018,1074) is missing; pass the injected activity with "
+                "--dose MBQ")
+        sources["dose"] = "RadionuclideTotalDose (0018,1074)"
+    if dose < 1e6:  # below 1 MBq: almost certainly given in MBq instead of Bq
+        raise PetInputError(f"injected dose {dose:g} Bq is implausibly small; pass --dose MBQ")
+
+    if decay == "ADMIN":
+        return SuvConversion(
+            factor=weight * 1000.0 / dose, method="SUVbw from Bq/ml, decay corrected to administration",
+            units_in_file=units, decay_correction=decay, weight_kg=weight, injected_dose_bq=dose,
+            decay_factor=1.0, sources=sources | {"decay": "DecayCorrection (0054,1102) ADMIN"})
+    if decay not in ("START", None):
+        raise PetInputError(
+            f"DecayCorrection (0054,1102) is {decay!r}; only START and ADMIN decay-corrected "
+            "series can be converted to SUV")
+    sources["decay"] = ("DecayCorrection (0054,1102) START" if decay == "START"
+                        else "DecayCorrection missing: START assumed")
+
+    # -- half-life
+    if ov.half_life_s is not None:
+        half_life, sources["half_life"] = float(ov.half_life_s), "--half-life"
+    else:
+        half_life = _positive_float(rp.get("RadionuclideHalfLife", None)) if rp is not None else None
+        if half_life is None:
+            raise PetInputError(
+                "RadionuclideHalfLife (0018,1075) is missing; pass --half-life SECONDS "
+                "(6586 for F-18)")
+        sources["half_life"] = "RadionuclideHalfLife (0018,1075)"
+
+    reference, sources["reference_time"] = _reference_datetime(ds, ov, acquisition_datetimes)
+    injection, sources["injection_time"] = _injection_datetime(ds, rp, ov, reference)
+
+    elapsed = (reference - injection).total_seconds()
+    if elapsed < 0:
+        # Only a time of day was known and the scan crossed midnight after the injection.
+        injection -= dt.timedelta(days=1)
+        elapsed += 86400.0
+        sources["injection_time"] += " (previous day: scan crossed midnight)"
+    if elapsed > 24 * 3600:
+        raise PetInputError(
+            f"injection {injection.isoformat()} is {elapsed / 3600:.1f} h before the scan "
+            f"{reference.isoformat()}; check the dates or pass --injection-time")
+    decay_factor = 2.0 ** (-elapsed / half_life)
+    return SuvConversion(
+        factor=weight * 1000.0 / (dose * decay_factor),
+        method="SUVbw from Bq/ml, dose decayed from injection to series start",
+        units_in_file=units, decay_correction=decay or "START", weight_kg=weight,
+        injected_dose_bq=dose, half_life_s=half_life,
+        injection_datetime=injection.isoformat(), reference_datetime=reference.isoformat(),
+        elapsed_s=elapsed, decay_factor=decay_factor, sources=sources)
+
+
+def _reference_datetime(ds: Any, ov: SuvOverrides,
+                        acquisition_datetimes: Iterable[dt.datetime]) -> tuple[dt.datetime, str]:
+    """The date-time the images are decay corrected to (series start)."""
+    series_date = parse_dicom_date(_tag_text(ds, "SeriesDate")) or parse_dicom_date(
+        _tag_text(ds, "AcquisitionDate")) or parse_dicom_date(_tag_text(ds, "StudyDate"))
+    if ov.scan_time is not None:
+        if isinstance(ov.scan_time, dt.datetime):
+            return ov.scan_time, "--scan-time"
+        return _combine(series_date, ov.scan_time), "--scan-time"  # type: ignore[return-value]
+    series = _combine(series_date, parse_dicom_time(_tag_text(ds, "SeriesTime")))
+    acquisitions = sorted(acquisition_datetimes)
+    if series is None:
+        if acquisitions:
+            return acquisitions[0], "earliest AcquisitionDate/Time (0008,0022/0032)"
+        acquisition = _combine(series_date, parse_dicom_time(_tag_text(ds, "AcquisitionTime")))
+        if acquisition is None:
+            raise PetInputError(
+                "SeriesTime (0008,0031) and AcquisitionTime (0008,0032) are missing; pass the scan "
+                "start with --scan-time HH:MM:SS")
+        return acquisition, "AcquisitionDate/Time (0008,0022/0032)"
+    if acquisitions and series > acquisitions[0] and series_date is not None:
+        # The series was re-created after the scan; the acquisition start is the true reference.
+        return acquisitions[0], "earliest AcquisitionDate/Time (series time lies after it)"
+    return series, "SeriesDate/SeriesTime (0008,0021/0031)"
+
+
+def _injection_datetime(ds: Any, rp: Any, ov: SuvOverrides,
+                        reference: dt.datetime) -> tuple[dt.datetime, str]:
+    if ov.injection_time is not None:
+        if isinstance(ov.injection_time, dt.datetime):
+            return ov.injection_time, "--injection-time"
+        return dt.datetime.combine(reference.date(), ov.injection_time), "--injection-time"
+    if rp is not None:
+        start_dt = parse_dicom_datetime(_tag_text(rp, "RadiopharmaceuticalStartDateTime"))
+        if start_dt is not None:
+            return start_dt, "RadiopharmaceuticalStartDateTime (0018,1078)"
+        start_time = parse_dicom_time(_tag_text(rp, "RadiopharmaceuticalStartTime"))
+        if start_time is not None:
+            return (dt.datetime.combine(reference.date(), start_time),
+                    "RadiopharmaceuticalStartTime (0018,1072) on the series date")
+    raise PetInputError(
+        "RadiopharmaceuticalStartTime (0018,1072) and RadiopharmaceuticalStartDateTime (0018,1078) "
+        "are missing; pass the injection time with --injection-time HH:MM:SS")
+
+
+def suv_conversion_from_values(units: str, overrides: SuvOverrides) -> SuvConversion:
+    """SUV conversion for a non-DICOM file whose units the user states ('suv' or 'bqml')."""
+    if units.lower() == "suv":
+        return SuvConversion(factor=1.0, method="values are SUV (stated with --input-units suv)",
+                             units_in_file="SUV", sources={"units": "--input-units"})
+    if units.lower() != "bqml":
+        raise PetInputError(f"--input-units must be 'suv' or 'bqml', not {units!r}")
+    missing = [opt for opt, val in (("--weight", overrides.weight_kg), ("--dose", overrides.dose_mbq))
+               if val is None]
+    if missing:
+        raise PetInputError(
+            f"a Bq/ml file carries no patient facts; pass {' and '.join(missing)} to convert to SUV")
+    if (overrides.injection_time is None) != (overrides.scan_time is None):
+        raise PetInputError(
+            "pass both --injection-time and --scan-time (decay to the scan start), or neither "
+            "(values decay corrected to injection)")
+
+    decay = "START" if overrides.injection_time is not None else "ADMIN"
+    header = {"Units": "BQML", "DecayCorrection": decay}
+    half_life = overrides.half_life_s or F18_HALF_LIFE_S
+    conversion = suv_conversion_from_dicom(
+        header, SuvOverrides(overrides.weight_kg, overrides.dose_mbq, overrides.injection_time,
+                             half_life, overrides.scan_time))
+    if overrides.half_life_s is None and decay == "START":
+        conversion.sources["half_life"] = "F-18 half-life (no --half-life given)"
+    conversion.sources["units"] = "--input-units bqml"
+    return conversion
