@@ -14,3 +14,7 @@ class PetInputError(MTLRadiomicsError):
 
 class MaskInputError(MTLRadiomicsError):
     """A mask (image, RTSTRUCT, DICOM SEG) cannot be read or does not fit the PET grid."""
+
+
+class ModelFileError(MTLRadiomicsError):
+    """A model folder (safetensors weights + JSON model card) is missing, unreadable or inconsistent."""

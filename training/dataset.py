@@ -1,0 +1,135 @@
+"""MONAI datasets of lesion crops: loading (cached) and augmentation (random, per epoch).
+
+A case is loaded once through the engine (PET in SUV, mask onto the PET grid), cropped around the
+lesion at the model's spacing with a margin for random shifts, and normalised; MONAI then crops the
+network input from it with random shifts and flips.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Hashable, Mapping
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+from monai.data import CacheDataset
+from monai.transforms import (CenterSpatialCropd, Compose, MapTransform, RandFlipd,
+                              RandGaussianNoised, RandScaleIntensityd, RandSpatialCropd, Transform)
+
+from MTLRadiomicsLib import load_pet
+from MTLRadiomicsLib.masks import load_mask
+from MTLRadiomicsLib.model.model_card import Preprocessing
+from MTLRadiomicsLib.preprocessing import extract_crop, hottest_point_lps, mask_center_lps, normalise_suv
+from training.manifest import CaseRecord
+
+SHIFT_MARGIN = 4        # voxels loaded beyond the crop on each side, for random shifts
+
+
+class LoadCase(Transform):
+    """CaseRecord -> dict of arrays: image (C, D, H, W) normalised, mask (1, D, H, W) uint8 and
+    labels with has_* flags. The crop is ``crop_size + 2 * margin`` voxels."""
+
+    def __init__(self, preprocessing: Preprocessing, in_channels: int, margin: int):
+        self.pre = preprocessing
+        self.in_channels = in_channels
+        self.margin = margin
+
+    def __call__(self, record: CaseRecord) -> dict[str, Any]:
+        pet = load_pet(record.pet)
+        image = pet.to_sitk()
+        mask = load_mask(record.mask, pet) if record.mask else None
+        if record.center_lps is not None:
+            center = record.center_lps
+        elif mask is not None:
+            center = mask_center_lps(mask, image)
+        else:
+            center = hottest_point_lps(pet.suv, image)
+        size = [s + 2 * self.margin for s in self.pre.crop_size]
+        suv = extract_crop(image, center, self.pre.spacing_mm, size)
+        channels = [normalise_suv(suv, self.pre)]
+        if self.in_channels == 2:
+            if not record.ct:
+                raise ValueError(f"case {record.case_id}: the model takes PET + CT but the manifest has no ct")
+            ct = extract_crop(sitk.ReadImage(record.ct, sitk.sitkFloat32), center, self.pre.spacing_mm, size)
+            channels.append((np.clip(ct, -1000.0, 1000.0) / 1000.0).astype(np.float32))
+        item: dict[str, Any] = {
+            "case_id": record.case_id,
+            "image": np.stack(channels),
+            "has_mask": mask is not None,
+            "pathology": record.pathology if record.pathology is not None else 0,
+            "has_pathology": record.pathology is not None,
+            "response": float(record.response) if record.response is not None else 0.0,
+            "has_response": record.response is not None,
+            "time": float(record.time) if record.time is not None else 0.0,
+            "event": int(record.event) if record.event is not None else 0,
+            "has_survival": record.time is not None and record.event is not None,
+        }
+        if mask is not None:
+            mask_image = pet.copy_geometry_to(sitk.GetImageFromArray(mask))
+            item["mask"] = extract_crop(mask_image, center, self.pre.spacing_mm, size, nearest=True)[None]
+        else:
+            item["mask"] = np.zeros([1] + size, dtype=np.uint8)
+        return item
+
+
+class AddBox(MapTransform):
+    """Box target (6,) from the mask: centre (z, y, x) and size as fractions of the crop."""
+
+    def __init__(self) -> None:
+        super().__init__(keys=["mask"])
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict:
+        d = dict(data)
+        mask = np.asarray(d["mask"])[0] > 0
+        shape = np.asarray(mask.shape, dtype=np.float32)
+        if mask.any():
+            where = np.argwhere(mask)
+            lo, hi = where.min(axis=0), where.max(axis=0) + 1
+            box = np.concatenate([(lo + hi) / 2.0 / shape, (hi - lo) / shape]).astype(np.float32)
+            d["has_box"] = bool(d["has_mask"])
+        else:
+            box = np.zeros(6, np.float32)
+            d["has_box"] = False
+        d["box"] = box
+        return d
+
+
+class ToTensors(MapTransform):
+    """Arrays and labels to tensors of fixed dtypes (image float32, mask float32)."""
+
+    def __init__(self) -> None:
+        super().__init__(keys=["image"])
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict:
+        d = dict(data)
+        d["image"] = torch.as_tensor(np.asarray(d["image"]), dtype=torch.float32)
+        d["mask"] = torch.as_tensor(np.asarray(d["mask"]), dtype=torch.float32)
+        d["box"] = torch.as_tensor(d["box"], dtype=torch.float32)
+        for key in ("has_mask", "has_pathology", "has_response", "has_survival", "has_box"):
+            d[key] = torch.tensor(bool(d[key]))
+        d["pathology"] = torch.tensor(int(d["pathology"]))
+        d["response"] = torch.tensor(float(d["response"]))
+        d["time"] = torch.tensor(float(d["time"]))
+        d["event"] = torch.tensor(int(d["event"]))
+        return d
+
+
+def build_dataset(records: list[CaseRecord], preprocessing: Preprocessing, in_channels: int,
+                  augment: bool, cache_rate: float = 1.0, num_workers: int = 0) -> CacheDataset:
+    """A CacheDataset: loading and cropping cached; shifts, flips, intensity scaling and noise
+    drawn anew each time when ``augment``."""
+    crop = list(preprocessing.crop_size)
+    keys = ["image", "mask"]
+    steps: list = [LoadCase(preprocessing, in_channels, SHIFT_MARGIN)]
+    if augment:
+        steps += [
+            RandSpatialCropd(keys, roi_size=crop, random_size=False),
+            RandFlipd(keys, prob=0.5, spatial_axis=2),                 # left-right
+            RandScaleIntensityd("image", factors=0.1, prob=0.5),
+            RandGaussianNoised("image", prob=0.3, std=0.01),
+        ]
+    else:
+        steps.append(CenterSpatialCropd(keys, roi_size=crop))
+    steps += [AddBox(), ToTensors()]
+    return CacheDataset(records, transform=Compose(steps), cache_rate=cache_rate,
+                        num_workers=num_workers, progress=False, copy_cache=True)

@@ -1,0 +1,281 @@
+"""The training loop: epochs with augmentation, validation, early stopping, atomic checkpoints,
+resume, TensorBoard, plots, and the final evaluation of the best model on validation and test."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm import tqdm
+
+from MTLRadiomicsLib.model.losses import MultiTaskLoss
+from MTLRadiomicsLib.model.model_card import ModelCard
+from MTLRadiomicsLib.model.model_file import load_model, save_model
+from MTLRadiomicsLib.model.network import MultiTaskNet
+from training.checkpoint import load_checkpoint, save_checkpoint
+from training.dataset import build_dataset
+from training.distributed import DistContext, average, barrier, init_distributed, shutdown
+from training.evaluate import collect, to_device
+from training.manifest import read_manifest, split
+from training.plots import kaplan_meier_by_risk, loss_curves, roc_curves
+from training.run_config import RunConfig
+
+CHECKPOINT = "checkpoint_last.pt"
+BEST_DIR = "best"
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    epochs_run: int
+    best_epoch: int
+    history: list[dict]
+    final: dict[str, dict[str, float]]
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda asked for, but CUDA is not available")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2 ** 32))
+    torch.manual_seed(seed)
+
+
+def autocast_dtype(device: torch.device, amp: bool) -> Optional[torch.dtype]:
+    if not amp or device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def train(config: RunConfig, manifest: str | Path, out_dir: str | Path, resume: bool = False,
+          device_name: str = "auto", progress: bool = True, log=print) -> TrainResult:
+    """Train ``config`` on the manifest's development folds (validation = ``val_fold``), evaluate the
+    best model on validation and the locked test split, and leave a run folder:
+    config.yaml, checkpoint_last.pt, best/ (safetensors + model card), history.json, metrics.json,
+    loss_curves.png, roc.png or kaplan_meier.png, tensorboard/."""
+    device = pick_device(device_name)
+    ctx = init_distributed(device.type)
+    if device.type == "cuda" and ctx.enabled:
+        device = torch.device("cuda", ctx.local_rank)
+    tc = config.training
+    if tc.threads:
+        torch.set_num_threads(tc.threads)
+    out = Path(out_dir)
+    try:
+        return _train(config, Path(manifest), out, resume, device, ctx, progress and ctx.is_main, log)
+    finally:
+        shutdown(ctx)
+
+
+def _train(config: RunConfig, manifest: Path, out: Path, resume: bool, device: torch.device,
+           ctx: DistContext, progress: bool, log) -> TrainResult:
+    tc = config.training
+    checkpoint_path = out / CHECKPOINT
+    if ctx.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        if not resume and checkpoint_path.exists():
+            raise FileExistsError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+        config.save(out / "config.yaml")
+    barrier(ctx)
+
+    records, class_names = read_manifest(manifest)
+    if len(class_names) not in (0, config.model.n_classes) and config.model.classification:
+        raise ValueError(f"the manifest has {len(class_names)} pathologies {class_names}, the model "
+                         f"{config.model.n_classes} classes")
+    train_records, val_records, test_records = split(records, tc.val_fold)
+    if not train_records:
+        raise ValueError("no training cases: every case is in the validation fold or the test split")
+    if ctx.is_main:
+        log(f"cases: {len(train_records)} train, {len(val_records)} validation (fold {tc.val_fold}), "
+            f"{len(test_records)} test; device {device}; world size {ctx.world_size}")
+
+    seed_everything(tc.seed)
+    pre, channels = config.preprocessing, config.model.in_channels
+    train_set = build_dataset(train_records, pre, channels, augment=True, cache_rate=tc.cache_rate)
+    val_set = build_dataset(val_records, pre, channels, augment=False) if val_records else None
+    sampler = DistributedSampler(train_set, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True,
+                                 seed=tc.seed, drop_last=False)
+    train_loader = DataLoader(train_set, batch_size=tc.batch_size, sampler=sampler, num_workers=tc.num_workers)
+    val_loader = DataLoader(val_set, batch_size=tc.batch_size) if val_set is not None else None
+
+    network = MultiTaskNet(config.model).to(device)
+    criterion = MultiTaskLoss(config.model, config.loss).to(device)
+    model: torch.nn.Module = network
+    if ctx.enabled:
+        model = torch.nn.parallel.DistributedDataParallel(
+            network, device_ids=[device.index] if device.type == "cuda" else None)
+    optimizer = torch.optim.Adam(list(network.parameters()) + list(criterion.parameters()), lr=tc.lr,
+                                 weight_decay=tc.weight_decay)
+    amp_dtype = autocast_dtype(device, tc.amp)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+
+    history: list[dict] = []
+    start_epoch, best_loss, best_epoch, bad_epochs = 1, math.inf, 0, 0
+    if resume and checkpoint_path.exists():
+        state = load_checkpoint(checkpoint_path)
+        network.load_state_dict(state["model"])
+        criterion.load_state_dict(state["criterion"])
+        optimizer.load_state_dict(state["optimizer"])
+        if "scaler" in state:
+            scaler.load_state_dict(state["scaler"])
+        history = list(state["history"])
+        start_epoch = int(state["epoch"]) + 1
+        best_loss, best_epoch, bad_epochs = float(state["best_loss"]), int(state["best_epoch"]), int(state["bad_epochs"])
+        if ctx.is_main:
+            log(f"resuming after epoch {start_epoch - 1} (best epoch {best_epoch})")
+    writer = _tensorboard(out) if ctx.is_main else None
+
+    stopped_early = False
+    for epoch in range(start_epoch, tc.epochs + 1):
+        if bad_epochs >= tc.patience:
+            stopped_early = True
+            break
+        seed_everything(tc.seed * 100003 + epoch)
+        train_set.transform.set_random_state(seed=(tc.seed * 100003 + epoch) % (2 ** 32))
+        sampler.set_epoch(epoch)
+        started = time.perf_counter()
+        train_losses = _train_epoch(model, criterion, optimizer, scaler, train_loader, device, amp_dtype,
+                                    progress, f"epoch {epoch}/{tc.epochs}")
+        train_losses = {k: average(v, ctx, device) for k, v in train_losses.items()}
+        val_metrics = collect(network, val_loader, criterion, device, amp_dtype)[0] if val_loader else {}
+        monitor = val_metrics.get("loss", train_losses["loss"])
+        improved = monitor < best_loss - 1e-6
+        if improved:
+            best_loss, best_epoch, bad_epochs = monitor, epoch, 0
+        else:
+            bad_epochs += 1
+        row = {"epoch": epoch, "seconds": time.perf_counter() - started, "improved": improved}
+        row |= {f"train_{k}": v for k, v in train_losses.items()}
+        row |= {f"val_{k}": v for k, v in val_metrics.items()}
+        history.append(row)
+        if ctx.is_main:
+            if improved:
+                _save_best(network, config, out, class_names, epoch, val_metrics)
+            save_checkpoint({"model": network.state_dict(), "criterion": criterion.state_dict(),
+                             "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+                             "epoch": epoch, "history": history, "best_loss": best_loss,
+                             "best_epoch": best_epoch, "bad_epochs": bad_epochs}, checkpoint_path)
+            (out / "history.json").write_text(json.dumps(history, indent=1))
+            if writer is not None:
+                for key, value in row.items():
+                    if isinstance(value, (int, float)) and key != "epoch" and math.isfinite(float(value)):
+                        writer.add_scalar(key.replace("_", "/", 1), float(value), epoch)
+                writer.flush()
+            log(_epoch_line(row))
+        barrier(ctx)
+    if writer is not None:
+        writer.close()
+    final = _final_evaluation(config, out, val_records, test_records, device, amp_dtype, ctx, history,
+                              criterion) if ctx.is_main else {}
+    barrier(ctx)
+    if ctx.is_main and stopped_early:
+        log(f"early stop: no improvement for {tc.patience} epochs (best epoch {best_epoch})")
+    return TrainResult(out, len(history), best_epoch, history, final)
+
+
+def _tensorboard(out: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(log_dir=str(out / "tensorboard"))
+
+
+def _train_epoch(model, criterion, optimizer, scaler, loader, device, amp_dtype, progress, label) -> dict[str, float]:
+    model.train()
+    sums: dict[str, float] = {}
+    count = 0
+    for batch in tqdm(loader, desc=label, leave=False, disable=not progress, unit="batch"):
+        batch = to_device(batch, device)
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            out = model(batch["image"])
+            total, parts = criterion(out, batch)
+        scaler.scale(total).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        size = batch["image"].shape[0]
+        count += size
+        sums["loss"] = sums.get("loss", 0.0) + float(total.detach()) * size
+        for k, v in parts.items():
+            sums[f"loss_{k}"] = sums.get(f"loss_{k}", 0.0) + float(v) * size
+    return {k: v / max(count, 1) for k, v in sums.items()}
+
+
+def _epoch_line(row: dict) -> str:
+    parts = [f"epoch {row['epoch']:>3}", f"train loss {row['train_loss']:.4f}"]
+    for key, name in (("val_loss", "val loss"), ("val_dice", "Dice"), ("val_class_auc", "class AUC"),
+                      ("val_outcome_auc", "outcome AUC"), ("val_c_index", "C-index")):
+        if key in row and isinstance(row[key], float) and math.isfinite(row[key]):
+            parts.append(f"{name} {row[key]:.3f}")
+    parts.append(f"{row['seconds']:.0f} s" + (" *" if row["improved"] else ""))
+    return " | ".join(parts)
+
+
+def _save_best(network: MultiTaskNet, config: RunConfig, out: Path, class_names: list[str], epoch: int,
+               val_metrics: dict) -> None:
+    card = ModelCard(name=f"{config.model.name}-run", architecture=config.model.to_dict(),
+                     preprocessing=config.preprocessing,
+                     class_names=tuple(class_names) or ModelCard.__dataclass_fields__["class_names"].default,
+                     outcome=_outcome_description(config),
+                     training_data={"best_epoch": epoch},
+                     held_out_metrics={"validation": _clean(val_metrics)})
+    save_model(network, card, out / BEST_DIR)
+
+
+def _outcome_description(config: RunConfig) -> dict[str, Any]:
+    if config.model.outcome_kind == "binary":
+        return {"kind": "binary", "meaning": "probability of response to treatment"}
+    return {"kind": "survival", "meaning": "log relative hazard (higher = shorter survival)"}
+
+
+def _clean(metrics: dict) -> dict:
+    return {k: (float(v) if isinstance(v, (int, float)) and math.isfinite(float(v)) else None)
+            for k, v in metrics.items()}
+
+
+def _final_evaluation(config, out, val_records, test_records, device, amp_dtype, ctx, history, criterion):
+    """Evaluate the best model on validation and test; write metrics.json and the plots."""
+    loss_curves(history, out / "loss_curves.png")
+    best = load_model(out / BEST_DIR, device=device)
+    final: dict[str, dict[str, float]] = {}
+    outputs_by_split = {}
+    for name, records in (("validation", val_records), ("test", test_records)):
+        if not records:
+            continue
+        data = build_dataset(records, config.preprocessing, config.model.in_channels, augment=False)
+        metrics, outputs = collect(best.network, DataLoader(data, batch_size=config.training.batch_size),
+                                   criterion, device, amp_dtype)
+        final[name] = _clean(metrics)
+        outputs_by_split[name] = outputs
+    (out / "metrics.json").write_text(json.dumps(final, indent=2))
+    curves = {}
+    for name, o in outputs_by_split.items():
+        if config.model.outcome_kind == "binary" and len(o.get("outcome_label", [])):
+            curves[f"outcome, {name}"] = (o["outcome"], o["outcome_label"], final[name].get("outcome_auc") or math.nan)
+        if len(o.get("class_label", [])):
+            curves[f"pathology, {name}"] = (o["class_prob"][:, 1], o["class_label"] == 1,
+                                            final[name].get("class_auc") or math.nan)
+        if config.model.outcome_kind == "survival" and len(o.get("surv_time", [])):
+            kaplan_meier_by_risk(o["outcome_surv"], o["surv_event"], o["surv_time"],
+                                 out / f"kaplan_meier_{name}.png", f"Kaplan-Meier by predicted risk ({name})")
+    if curves:
+        roc_curves(curves, out / "roc.png")
+    card = best.card
+    card.held_out_metrics = final
+    save_model(best.network, card, out / BEST_DIR)
+    return final
