@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Optional
 
+import warnings
+
 import torch
 import torch.nn.functional as F
 from monai.losses import DiceCELoss, DiceFocalLoss, DiceLoss, TverskyLoss
@@ -34,8 +36,12 @@ def cox_loss(log_hazard: torch.Tensor, event: torch.Tensor, time: torch.Tensor, 
 
     if not bool(event.any()):
         return log_hazard.sum() * 0.0
-    return neg_partial_log_likelihood(log_hazard, event.bool(), time.float(), ties_method=ties,
-                                      reduction="mean")
+    # Summed and divided by the number of events, so tied and untied batches weigh each event alike.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Ties in `time` detected")
+        total = neg_partial_log_likelihood(log_hazard, event.bool(), time.float(), ties_method=ties,
+                                           reduction="sum")
+    return total / event.bool().sum()
 
 
 class MultiTaskLoss(nn.Module):

@@ -101,9 +101,12 @@ def load_model(folder: str | Path, device: str | torch.device = "cpu") -> Loaded
         state = load_file(str(weights), device="cpu")
     except (SafetensorError, OSError) as error:
         raise ModelFileError(f"{weights} cannot be read as safetensors ({error})") from None
-    missing, unexpected = network.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = network.load_state_dict(state, strict=False)
+    except RuntimeError:
+        missing, unexpected = ["tensor shapes differ"], []
     if missing or unexpected:
         raise ModelFileError(f"{weights} does not fit the architecture in {CARD_FILE} "
-                             f"({len(missing)} missing, {len(unexpected)} unexpected tensors)")
+                             f"({len(missing)} missing, {len(unexpected)} unexpected or mis-shaped tensors)")
     network.to(device).eval()
     return LoadedModel(network=network, card=card, folder=folder)
