@@ -1,0 +1,170 @@
+"""Training on a small synthetic cohort: losses fall, resume is exact, DDP runs in two processes,
+runs leave their plots and metrics, export reloads identically, ablation writes its table."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from MTLRadiomicsLib.model import load_model
+from training.checkpoint import load_checkpoint
+from training.manifest import ManifestError, read_manifest, split
+from training.run_config import RunConfig
+from training.trainer import train
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "training" / "configs" / "tiny.yaml"
+
+
+@pytest.fixture(scope="session")
+def cohort(tmp_path_factory) -> Path:
+    from MTLRadiomicsLib.synth import generate_cohort
+
+    return generate_cohort(tmp_path_factory.mktemp("cohort"), n_cases=20, seed=7, progress=False)
+
+
+def tiny(epochs: int = 2, **training) -> RunConfig:
+    config = RunConfig.from_yaml(TINY)
+    return replace(config, training=replace(config.training, epochs=epochs, **training))
+
+
+@pytest.fixture(scope="session")
+def trained_run(cohort, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "run"
+    result = train(tiny(epochs=6, patience=50, batch_size=4), cohort, out, progress=False, log=lambda *_: None)
+    return result
+
+
+def test_short_training_lowers_every_loss(trained_run):
+    first, last = trained_run.history[0], trained_run.history[-1]
+    tasks = [k for k in first if k.startswith("train_loss_")]
+    assert {"train_loss_reconstruction", "train_loss_segmentation", "train_loss_classification",
+            "train_loss_outcome"} <= set(tasks)
+    for key in tasks + ["train_loss"]:
+        assert last[key] < first[key], key
+
+
+def test_run_folder_holds_config_checkpoint_plots_and_metrics(trained_run):
+    out = trained_run.out_dir
+    for name in ("config.yaml", "checkpoint_last.pt", "history.json", "metrics.json", "loss_curves.png", "roc.png",
+                 "best/model.json", "best/model.safetensors"):
+        assert (out / name).exists(), name
+    assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+    assert RunConfig.from_yaml(out / "config.yaml").to_dict() == tiny(epochs=6, patience=50, batch_size=4).to_dict()
+    metrics = json.loads((out / "metrics.json").read_text())
+    for split_name in ("validation", "test"):
+        for key in ("dice", "recon_mse", "class_auc", "class_accuracy", "outcome_auc", "outcome_accuracy"):
+            assert key in metrics[split_name], (split_name, key)
+        assert 0.0 <= metrics[split_name]["dice"] <= 1.0
+    card = json.loads((out / "best" / "model.json").read_text())
+    assert card["held_out_metrics"]["test"] == metrics["test"]
+
+
+def test_resume_gives_the_same_next_epoch(cohort, tmp_path):
+    quiet = dict(progress=False, log=lambda *_: None)
+    train(tiny(epochs=2), cohort, tmp_path / "straight", **quiet)
+    train(tiny(epochs=1), cohort, tmp_path / "killed", **quiet)
+    train(tiny(epochs=2), cohort, tmp_path / "killed", resume=True, **quiet)
+    a = load_checkpoint(tmp_path / "straight" / "checkpoint_last.pt")
+    b = load_checkpoint(tmp_path / "killed" / "checkpoint_last.pt")
+    assert a["epoch"] == b["epoch"] == 2
+    for key, tensor in a["model"].items():
+        assert torch.equal(tensor, b["model"][key]), key
+    assert a["history"][1]["train_loss"] == b["history"][1]["train_loss"]
+
+
+def test_existing_run_is_not_overwritten_without_resume(cohort, tmp_path):
+    train(tiny(epochs=1), cohort, tmp_path / "run", progress=False, log=lambda *_: None)
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(tiny(epochs=1), cohort, tmp_path / "run", progress=False, log=lambda *_: None)
+
+
+def test_two_process_ddp_run_on_cpu(cohort, tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29561",
+               "-m", "training.train", "--config", str(TINY), "--manifest", str(cohort), "--out",
+               str(tmp_path / "ddp"), "--epochs", "1", "--no-progress", "--device", "cpu"]
+    process = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)
+    assert process.returncode == 0, process.stderr[-3000:]
+    assert "world size 2" in process.stdout
+    state = load_checkpoint(tmp_path / "ddp" / "checkpoint_last.pt")
+    assert state["epoch"] == 1
+    assert json.loads((tmp_path / "ddp" / "metrics.json").read_text())["test"]["dice"] is not None
+
+
+def test_survival_variant_reports_c_index_and_kaplan_meier(cohort, tmp_path):
+    config = tiny(epochs=1)
+    config = replace(config, model=config.model.with_changes(outcome_kind="survival"))
+    result = train(config, cohort, tmp_path / "surv", progress=False, log=lambda *_: None)
+    assert "c_index" in result.final["test"]
+    assert (tmp_path / "surv" / "kaplan_meier_test.png").exists()
+
+
+def test_export_and_reload_give_identical_outputs(trained_run, tmp_path):
+    from training.export import main as export_main
+
+    assert export_main([str(trained_run.out_dir), "--out", str(tmp_path / "model"), "--name", "exported",
+                        "--synthetic"]) == 0
+    exported = load_model(tmp_path / "model")
+    best = load_model(trained_run.out_dir / "best")
+    assert exported.card.name == "exported" and "synthetic" in exported.card.intended_use
+    assert exported.card.held_out_metrics["test"]
+    x = torch.rand(2, 1, 32, 32, 32)
+    with torch.no_grad():
+        a, b = exported.network(x), best.network(x)
+    for key in ("reconstruction", "segmentation", "classification", "outcome"):
+        assert torch.equal(a[key], b[key])
+
+
+def test_partial_labels_in_the_manifest(cohort, tmp_path):
+    rows = list(csv.DictReader(open(cohort)))
+    for i, row in enumerate(rows):
+        row["pet"] = str(cohort.parent / row["pet"])
+        row["mask"] = str(cohort.parent / row["mask"]) if i % 2 == 0 else ""
+        if i % 3 == 0:
+            row["response"] = ""
+    partial = tmp_path / "partial.csv"
+    with open(partial, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    records, names = read_manifest(partial)
+    assert names == ["lung", "oesophageal"]
+    assert sum(r.mask is None for r in records) == 10
+    assert sum(r.response is None for r in records) == 7
+    result = train(tiny(epochs=1), partial, tmp_path / "run", progress=False, log=lambda *_: None)
+    assert result.history[0]["train_loss_segmentation"] > 0
+
+
+def test_manifest_split_and_errors(cohort, tmp_path):
+    records, _ = read_manifest(cohort)
+    train_records, val, test = split(records, 0)
+    assert test and val and train_records
+    assert not {r.case_id for r in test} & {r.case_id for r in train_records + val}
+    bad = tmp_path / "bad.csv"
+    bad.write_text("case_id,pet,event\na,x.nii.gz,2\n")
+    with pytest.raises(ManifestError, match="event must be 0 or 1"):
+        read_manifest(bad)
+    bad.write_text("case,image\na,x.nii.gz\n")
+    with pytest.raises(ManifestError, match="lacks the columns"):
+        read_manifest(bad)
+
+
+def test_ablation_writes_table_one_layout(cohort, tmp_path):
+    from training.ablation import main as ablation_main, table1_variants
+
+    assert len([v for v in table1_variants() if v.features in ("-", "global", "tumour+global")]) >= 15
+    code = ablation_main(["--config", str(TINY), "--manifest", str(cohort), "--out", str(tmp_path / "abl"),
+                          "--folds", "0", "--epochs", "1", "--only", "4", "15", "--lambdas", "0.5"])
+    assert code == 0
+    table = (tmp_path / "abl" / "ablation.md").read_text()
+    assert "| Tasks | T1 | T2 | T3 | T4 | Outcome features |" in table
+    assert "| T4 |" in table and "| T1 + T2 + T3 + T4 |" in table and "lambda = 0.5" in table
