@@ -32,14 +32,16 @@ class Grid:
         """A grid of ``size_xyz`` voxels whose geometric centre is ``centre_lps`` (mm)."""
         origin = tuple(float(c) - (n - 1) / 2.0 * float(s)
                        for c, n, s in zip(centre_lps, size_xyz, spacing_xyz))
-        return cls(shape=(int(size_xyz[2]), int(size_xyz[1]), int(size_xyz[0])),
-                   spacing=tuple(float(s) for s in spacing_xyz), origin=origin)  # type: ignore[arg-type]
+        spacing = tuple(float(s) for s in spacing_xyz)
+        shape = (int(size_xyz[2]), int(size_xyz[1]), int(size_xyz[0]))
+        return cls(shape=shape, spacing=spacing, origin=origin)  # type: ignore[arg-type]
 
     @classmethod
     def covering(cls, lo_lps: np.ndarray, hi_lps: np.ndarray,
                  spacing_xyz: tuple[float, float, float]) -> "Grid":
         """The smallest grid with this spacing whose voxel centres span [lo, hi] (mm), centred."""
-        size = [max(1, int(math.ceil((h - l) / s)) + 1) for l, h, s in zip(lo_lps, hi_lps, spacing_xyz)]
+        size = [max(1, int(math.ceil((high - low) / step)) + 1)
+                for low, high, step in zip(lo_lps, hi_lps, spacing_xyz)]
         centre = (np.asarray(lo_lps, float) + np.asarray(hi_lps, float)) / 2.0
         return cls.centred(centre, tuple(size), spacing_xyz)  # type: ignore[arg-type]
 
