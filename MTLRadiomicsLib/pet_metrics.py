@@ -26,10 +26,12 @@ class PetMetrics:
         return asdict(self)
 
 
-def sphere_kernel(spacing_xyz: tuple[float, float, float], volume_ml: float = PEAK_VOLUME_ML) -> np.ndarray:
-    """Weights (z, y, x), summing to 1, of a sphere of ``volume_ml`` on a grid with this spacing.
+def sphere_kernel(spacing_xyz: tuple[float, float, float], volume_ml: float = PEAK_VOLUME_ML,
+                  normalise: bool = True) -> np.ndarray:
+    """Weights (z, y, x) of a sphere of ``volume_ml`` on a grid with this spacing.
 
-    Each voxel's weight is the fraction of its volume inside the sphere (sub-voxel sampling)."""
+    Each voxel's weight is the fraction of its volume inside the sphere (sub-voxel sampling);
+    normalised to sum to 1 unless ``normalise`` is False."""
     radius = (3.0 * volume_ml * 1000.0 / (4.0 * np.pi)) ** (1.0 / 3.0)   # mm
     sx, sy, sz = spacing_xyz
     half = [int(np.ceil(radius / s + 0.5)) for s in (sz, sy, sx)]
@@ -42,7 +44,7 @@ def sphere_kernel(spacing_xyz: tuple[float, float, float], volume_ml: float = PE
                                          indexing="ij")
                 inside = (zz ** 2 + yy ** 2 + xx ** 2) <= radius ** 2
                 weights[k + half[0], j + half[1], i + half[2]] = inside.mean()
-    return weights / weights.sum()
+    return weights / weights.sum() if normalise else weights
 
 
 def suv_peak(suv: np.ndarray, mask: np.ndarray, spacing_xyz: tuple[float, float, float]) -> float:

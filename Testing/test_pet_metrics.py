@@ -1,0 +1,45 @@
+"""PET metrics: SUVmax, SUVpeak (1 cm^3 sphere), SUVmean, MTV and TLG on known volumes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from MTLRadiomicsLib.pet_metrics import compute_metrics, sphere_kernel
+
+
+@pytest.mark.parametrize("spacing", [(2.0, 2.0, 2.0), (4.0, 4.0, 3.0), (4.6875, 4.6875, 3.27)])
+def test_sphere_kernel_holds_one_millilitre(spacing):
+    raw = sphere_kernel(spacing, normalise=False)
+    volume_ml = raw.sum() * np.prod(spacing) / 1000.0
+    assert volume_ml == pytest.approx(1.0, rel=0.02)
+    assert sphere_kernel(spacing).sum() == pytest.approx(1.0)
+
+
+def test_uniform_lesion_metrics():
+    suv = np.full((30, 30, 30), 1.0, np.float32)
+    mask = np.zeros_like(suv, dtype=np.uint8)
+    suv[10:20, 10:20, 10:20] = 4.0
+    mask[10:20, 10:20, 10:20] = 1
+    m = compute_metrics(suv, mask, (2.0, 2.0, 2.0))
+    assert m.suv_max == 4.0 and m.suv_mean == 4.0
+    assert m.suv_peak == pytest.approx(4.0)                   # a 1 ml sphere fits inside the 8 ml cube
+    assert m.mtv_ml == pytest.approx(8.0) and m.tlg == pytest.approx(32.0) and m.voxels == 1000
+
+
+def test_peak_of_a_single_hot_voxel_is_diluted_by_the_sphere():
+    spacing = (2.0, 2.0, 2.0)
+    suv = np.ones((21, 21, 21), np.float32)
+    suv[10, 10, 10] = 101.0
+    mask = (suv > 50).astype(np.uint8)
+    kernel = sphere_kernel(spacing)
+    centre = tuple(s // 2 for s in kernel.shape)
+    m = compute_metrics(suv, mask, spacing)
+    assert m.suv_max == 101.0
+    assert m.suv_peak == pytest.approx(1.0 + 100.0 * kernel[centre], rel=1e-6)
+    assert m.suv_peak < 20.0
+
+
+def test_empty_mask_gives_zeros():
+    m = compute_metrics(np.ones((5, 5, 5), np.float32), np.zeros((5, 5, 5), np.uint8), (2.0, 2.0, 2.0))
+    assert m.voxels == 0 and m.mtv_ml == 0.0 and m.suv_peak == 0.0
