@@ -34,6 +34,8 @@ def load_mask(path: str | Path, pet: PetVolume, roi: Optional[str] = None) -> np
         raise MaskInputError(f"mask {path} does not exist")
     if path.is_dir():
         path = _single_dicom_object(path)
+    if path.name.lower().endswith(".seg.nrrd"):
+        return _segmentation_file_mask(path, pet, roi)
     if image_format(path) is not None:
         return _image_mask(path, pet)
     try:
@@ -46,6 +48,38 @@ def load_mask(path: str | Path, pet: PetVolume, roi: Optional[str] = None) -> np
     if modality == "SEG":
         return _seg_mask(path, pet, roi)
     raise MaskInputError(f"{path.name} is DICOM {modality or 'without Modality'}, not RTSTRUCT or SEG")
+
+
+def _segmentation_file_mask(path: Path, pet: PetVolume, segment: Optional[str]) -> np.ndarray:
+    """One segment of a Slicer .seg.nrrd (by name; default MTV, else the only one) on the PET grid."""
+    import slicerio
+
+    try:
+        segmentation = slicerio.read_segmentation(str(path))
+    except Exception as error:  # slicerio/pynrrd raise several types for malformed files
+        raise MaskInputError(f"{path.name}: not a readable Slicer segmentation ({error})") from None
+    names = [s.get("name", s.get("id", "")) for s in segmentation.get("segments", [])]
+    if not names:
+        raise MaskInputError(f"{path.name} holds no segments")
+    name = segment or ("MTV" if "MTV" in names else (names[0] if len(names) == 1 else None))
+    if name not in names:
+        raise MaskInputError(f"{path.name}: choose a segment with --roi; it holds {', '.join(names)}")
+    info = slicerio.segment_from_name(segmentation, name)
+    voxels = segmentation["voxels"]
+    layer = voxels[info.get("layer", 0)] if voxels.ndim == 4 else voxels
+    mask_ijk = (layer == info["labelValue"]).astype(np.uint8)
+    image = sitk.GetImageFromArray(np.ascontiguousarray(np.transpose(mask_ijk, (2, 1, 0))))
+    ijk = np.asarray(segmentation["ijkToLPS"], dtype=float)
+    spacing = np.linalg.norm(ijk[:3, :3], axis=0)
+    image.SetSpacing([float(s) for s in spacing])
+    image.SetOrigin([float(o) for o in ijk[:3, 3]])
+    image.SetDirection([float(d) for d in (ijk[:3, :3] / spacing).ravel()])
+    if not _same_grid(image, pet):
+        image = sitk.Resample(image, pet.to_sitk(), sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+    mask = sitk.GetArrayFromImage(image).astype(np.uint8)
+    if not mask.any():
+        raise MaskInputError(f"{path.name}: segment {name!r} is empty on the PET grid")
+    return mask
 
 
 def _single_dicom_object(folder: Path) -> Path:

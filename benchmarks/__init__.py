@@ -1,0 +1,1 @@
+"""Reproducible benchmarks; each script appends its figures to benchmarks/RESULTS.md."""
