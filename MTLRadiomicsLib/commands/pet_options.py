@@ -44,11 +44,14 @@ def overrides_from_args(args: argparse.Namespace) -> SuvOverrides:
         except ValueError as error:
             raise PetInputError(f"--{name}: {error}") from None
 
-    return SuvOverrides(weight_kg=positive("weight", args.weight),
-                        dose_mbq=positive("dose", args.dose),
-                        injection_time=when("injection-time", args.injection_time),
-                        half_life_s=positive("half-life", args.half_life),
-                        scan_time=when("scan-time", args.scan_time))
+    def get(name: str):
+        return getattr(args, name, None)
+
+    return SuvOverrides(weight_kg=positive("weight", get("weight")),
+                        dose_mbq=positive("dose", get("dose")),
+                        injection_time=when("injection-time", get("injection_time")),
+                        half_life_s=positive("half-life", get("half_life")),
+                        scan_time=when("scan-time", get("scan_time")))
 
 
 def load_pet_from_args(args: argparse.Namespace) -> PetVolume:

@@ -1,0 +1,136 @@
+"""Run the network on a crop around the lesion: point estimates and their uncertainty.
+
+The crop is taken at the model card's spacing and size, on a grid with the LPS axes, centred on the
+lesion. Uncertainty comes from Monte-Carlo dropout (dropout layers active, everything else in
+evaluation mode) or from test-time augmentation (left-right flips and one-voxel shifts); the
+segmentation is the deterministic prediction (dropout off) so that an analysis is reproducible.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+
+from MTLRadiomicsLib.model.model_card import ModelCard
+from MTLRadiomicsLib.model.network import MultiTaskNet
+from MTLRadiomicsLib.pet_volume import PetVolume
+from MTLRadiomicsLib.preprocessing import crop_reference, normalise_suv, resample_to
+
+UNCERTAINTY_METHODS = ("mc-dropout", "tta")
+
+
+@dataclass
+class CropInput:
+    """Network input around the lesion. ``image`` (C, D, H, W) normalised; ``reference`` the crop grid."""
+
+    image: np.ndarray
+    reference: sitk.Image
+    center_lps: tuple[float, float, float]
+
+    def tensor(self, device: torch.device) -> torch.Tensor:
+        return torch.as_tensor(self.image[None], dtype=torch.float32, device=device)
+
+
+@dataclass
+class Prediction:
+    """Network outputs on the crop grid.
+
+    segmentation: (D, H, W) probability, deterministic pass; outcome_samples: (N,) response
+    probability (binary) or log hazard (survival); class_samples: (N, K) class probabilities;
+    box: (6,) or None, centre and size as fractions of the crop."""
+
+    segmentation: Optional[np.ndarray]
+    outcome_samples: Optional[np.ndarray]
+    class_samples: Optional[np.ndarray]
+    box: Optional[np.ndarray]
+
+
+def prepare_input(pet: PetVolume, center_lps: Sequence[float], card: ModelCard) -> CropInput:
+    """Crop, resample (linear) and normalise the PET around ``center_lps`` as the card says."""
+    pre = card.preprocessing
+    reference = crop_reference(center_lps, pre.spacing_mm, pre.crop_size)
+    suv = resample_to(pet.to_sitk(), reference)
+    return CropInput(image=normalise_suv(suv, pre)[None], reference=reference,
+                     center_lps=tuple(float(c) for c in center_lps))
+
+
+def mask_to_crop(mask: np.ndarray, pet: PetVolume, crop: CropInput) -> np.ndarray:
+    """A mask on the PET grid as a soft (0-1) mask on the crop grid, (D, H, W) float32."""
+    image = pet.copy_geometry_to(sitk.GetImageFromArray(mask.astype(np.float32)))
+    return np.clip(resample_to(image, crop.reference), 0.0, 1.0)
+
+
+def _outcome_value(raw: torch.Tensor, kind: str) -> torch.Tensor:
+    return torch.sigmoid(raw) if kind == "binary" else raw
+
+
+def _class_probabilities(logits: torch.Tensor) -> torch.Tensor:
+    if logits.shape[1] == 1:
+        p = torch.sigmoid(logits)
+        return torch.cat([1 - p, p], dim=1)
+    return torch.softmax(logits, dim=1)
+
+
+def _enable_dropout(network: torch.nn.Module, on: bool) -> None:
+    for module in network.modules():
+        if isinstance(module, (torch.nn.Dropout, torch.nn.Dropout3d)):
+            module.train(on)
+
+
+@torch.no_grad()
+def predict(network: MultiTaskNet, crop: CropInput, device: torch.device, samples: int = 10,
+            method: str = "mc-dropout", mask_crop: Optional[np.ndarray] = None) -> Prediction:
+    """Deterministic segmentation plus ``samples`` stochastic passes for the scores.
+
+    ``mask_crop`` (D, H, W) replaces the predicted segmentation in the outcome head (re-scoring)."""
+    if method not in UNCERTAINTY_METHODS:
+        raise ValueError(f"uncertainty method must be one of {UNCERTAINTY_METHODS}")
+    network.eval()
+    kind = network.config.outcome_kind
+    x = crop.tensor(device)
+    mask = None if mask_crop is None else torch.as_tensor(mask_crop[None, None], device=device)
+    out = network(x, mask=mask)
+    segmentation = torch.sigmoid(out["segmentation"])[0, 0].cpu().numpy() if "segmentation" in out else None
+    box = out["detection"][0].cpu().numpy() if "detection" in out else None
+
+    outcome, classes = [], []
+    if method == "mc-dropout":
+        _enable_dropout(network, True)
+        try:
+            for start in range(0, samples, 4):
+                n = min(4, samples - start)
+                batch = network(x.expand(n, *x.shape[1:]), mask=None if mask is None else mask.expand(n, *mask.shape[1:]))
+                _collect(batch, kind, outcome, classes)
+        finally:
+            _enable_dropout(network, False)
+    else:
+        for k in range(samples):
+            flip, shift = k % 2 == 1, (k // 2) % 3 - 1
+            xs = _augment(x, flip, shift)
+            ms = None if mask is None else _augment(mask, flip, shift)
+            _collect(network(xs, mask=ms), kind, outcome, classes)
+    return Prediction(
+        segmentation=segmentation,
+        outcome_samples=torch.cat(outcome).cpu().numpy() if outcome else None,
+        class_samples=torch.cat(classes).cpu().numpy() if classes else None,
+        box=box)
+
+
+def _collect(out: dict, kind: str, outcome: list, classes: list) -> None:
+    if "outcome" in out:
+        outcome.append(_outcome_value(out["outcome"].float(), kind))
+    if "classification" in out:
+        classes.append(_class_probabilities(out["classification"].float()))
+
+
+def _augment(x: torch.Tensor, flip: bool, shift: int) -> torch.Tensor:
+    """Left-right flip (x axis, last dimension) and a shift of ``shift`` voxels along it."""
+    if flip:
+        x = torch.flip(x, dims=[-1])
+    if shift:
+        x = torch.roll(x, shifts=shift, dims=-1)
+    return x

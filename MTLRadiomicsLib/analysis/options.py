@@ -1,0 +1,31 @@
+"""Options of an analysis, as the command line and the Slicer module give them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from MTLRadiomicsLib.suv import SuvOverrides
+
+
+@dataclass
+class AnalysisOptions:
+    """point: lesion point in mm, in ``point_system`` ('RAS' as Slicer shows, or 'LPS');
+    box: two opposite corners in mm in ``point_system``; neither: automatic localisation.
+    explain: Grad-CAM target, 'outcome' or 'segmentation'. samples: passes for the uncertainty.
+    device: 'auto', 'cpu' or 'cuda'. model: model folder (default: the bundled model)."""
+
+    point: Optional[tuple[float, float, float]] = None
+    box: Optional[tuple[tuple[float, float, float], tuple[float, float, float]]] = None
+    point_system: str = "RAS"
+    explain: str = "outcome"
+    samples: int = 10
+    uncertainty: str = "mc-dropout"
+    device: str = "auto"
+    model: Optional[Path] = None
+    overrides: SuvOverrides = field(default_factory=SuvOverrides)
+    input_units: Optional[str] = None
+    series_uid: Optional[str] = None
+    report: bool = True
+    threshold: float = 0.5

@@ -1,0 +1,52 @@
+"""Options shared by `analyze`, `rescore` and `batch`: model, device, explanation, uncertainty."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from MTLRadiomicsLib.analysis.options import AnalysisOptions
+from MTLRadiomicsLib.commands.pet_options import overrides_from_args
+from MTLRadiomicsLib.errors import MTLRadiomicsError
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model and output")
+    group.add_argument("--out", required=True, metavar="DIR", help="output folder (created; see --overwrite)")
+    group.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    group.add_argument("--model", metavar="DIR", help="model folder with model.json + model.safetensors "
+                       "(default: the bundled model)")
+    group.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                       help="compute device; auto takes CUDA when present (default auto)")
+    group.add_argument("--explain", choices=("outcome", "segmentation"), default="outcome",
+                       help="what the Grad-CAM heatmaps explain (default outcome)")
+    group.add_argument("--samples", type=int, default=10, help="samples for the score uncertainty (default 10)")
+    group.add_argument("--uncertainty", choices=("mc-dropout", "tta"), default="mc-dropout",
+                       help="Monte-Carlo dropout or test-time augmentation (default mc-dropout)")
+    group.add_argument("--no-report", action="store_true", help="skip report.pdf and report.html")
+    group.add_argument("--progress", choices=("bar", "json", "none"), default="bar",
+                       help="progress display; json prints one line per stage for front ends (default bar)")
+
+
+def add_location_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("lesion location (default: automatic)")
+    group.add_argument("--point", type=float, nargs=3, metavar=("X", "Y", "Z"),
+                       help="a point in the lesion in mm, RAS as Slicer shows it (LPS with --lps)")
+    group.add_argument("--box", type=float, nargs=6, metavar=("X1", "Y1", "Z1", "X2", "Y2", "Z2"),
+                       help="two opposite corners of a box around the lesion in mm (RAS, or LPS with --lps)")
+    group.add_argument("--lps", action="store_true", help="--point and --box are LPS (DICOM) coordinates")
+
+
+def options_from_args(args: argparse.Namespace) -> AnalysisOptions:
+    if args.samples < 2:
+        raise MTLRadiomicsError("--samples must be at least 2 (the uncertainty needs several samples)")
+    point = tuple(args.point) if getattr(args, "point", None) else None
+    box = None
+    if getattr(args, "box", None):
+        box = (tuple(args.box[:3]), tuple(args.box[3:]))
+    return AnalysisOptions(
+        point=point, box=box, point_system="LPS" if getattr(args, "lps", False) else "RAS",
+        explain=args.explain, samples=args.samples, uncertainty=args.uncertainty, device=args.device,
+        model=Path(args.model) if args.model else None, overrides=overrides_from_args(args),
+        input_units=getattr(args, "input_units", None), series_uid=getattr(args, "series", None),
+        report=not args.no_report)

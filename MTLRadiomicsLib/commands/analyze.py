@@ -1,0 +1,49 @@
+"""`mtl-radiomics analyze PET --out DIR`: the physician's result from one PET scan."""
+
+from __future__ import annotations
+
+import argparse
+
+from MTLRadiomicsLib.commands.analysis_options import add_location_options, add_model_options, options_from_args
+from MTLRadiomicsLib.commands.pet_options import add_pet_options
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "analyze", help="segment the tumour, explain, measure and score one PET scan",
+        description="Analyse a PET scan: find the lesion (a point, a box, or automatically), segment the "
+                    "MTV, compute Grad-CAM heatmaps for every network scale, PET metrics and outcome "
+                    "scores with uncertainty, and write segmentation.seg.nrrd, mtv.nii.gz, "
+                    "gradcam_<scale>.nrrd, result.json, report.pdf/html (and mtv_seg.dcm for DICOM input), "
+                    "all on the original PET grid.")
+    add_pet_options(parser)
+    add_location_options(parser)
+    add_model_options(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from MTLRadiomicsLib.analysis.engine import analyze
+    from MTLRadiomicsLib.analysis.progress import Progress
+
+    options = options_from_args(args)
+    result = analyze(args.pet, args.out, options, Progress(args.progress), overwrite=args.overwrite)
+    if args.progress != "json":
+        print_summary(result, args.out)
+    return 0
+
+
+def print_summary(result, out: str) -> None:
+    """A few lines for the terminal: where the lesion is, the scores, the metrics, the files."""
+    s, m = result.scores, result.metrics
+    ras = ", ".join(f"{v:.1f}" for v in result.location.center_ras)
+    print(f"lesion      {result.location.method}, centre RAS ({ras}) mm")
+    name = "response probability" if s.outcome_kind == "binary" else "risk (log relative hazard)"
+    print(f"{name:<11} {s.outcome.text()}  [{s.mask_source} MTV]")
+    for cls, est in s.pathology.items():
+        print(f"p({cls}) {est.text()}")
+    print(f"MTV {m['mtv_ml']:.1f} ml, SUVmax {m['suv_max']:.2f}, SUVpeak {m['suv_peak']:.2f}, "
+          f"SUVmean {m['suv_mean']:.2f}, TLG {m['tlg']:.1f} g")
+    for warning in result.warnings:
+        print(f"note: {warning}")
+    print(f"report      {out}/report.pdf" if "report_pdf" in result.outputs else f"results     {out}/result.json")
