@@ -1,0 +1,260 @@
+"""`analyze`, `rescore` and `batch`: outputs on the PET grid, result contents, edited masks,
+progress lines, safe output folders and one-line errors. A small random model keeps this fast;
+the bundled model's accuracy is tested in test_bundled_model.py."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import torch
+from cli_runner import assert_one_line_error, run_cli
+
+from MTLRadiomicsLib import load_pet
+from MTLRadiomicsLib.analysis.engine import analyze
+from MTLRadiomicsLib.analysis.options import AnalysisOptions
+from MTLRadiomicsLib.analysis.outputs import read_seg_nrrd
+from MTLRadiomicsLib.model import ModelCard, MultiTaskNet, Preprocessing, named_config, save_model
+from MTLRadiomicsLib.pet_metrics import compute_metrics
+
+SCALES = ["enc1", "enc2", "enc3", "enc4", "enc5", "dec4", "dec3", "dec2", "dec1"]
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("model") / "tiny"
+    card = ModelCard(name="tiny-random", architecture={}, intended_use="Test model with random weights.",
+                     preprocessing=Preprocessing(spacing_mm=(3.0, 3.0, 3.0), crop_size=(32, 32, 32)))
+    save_model(MultiTaskNet(named_config("tiny")), card, folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def wholebody(tmp_path_factory):
+    """A synthetic whole-body PET stored in RAS order (a non-identity direction), and its truth."""
+    from MTLRadiomicsLib.synth import wholebody_case
+
+    case = wholebody_case(5)
+    path = tmp_path_factory.mktemp("pet") / "wb.nii.gz"
+    sitk.WriteImage(sitk.DICOMOrient(case.pet.to_sitk(), "RAS"), str(path))
+    x, y, z = case.lesion_center_lps
+    return {"path": path, "case": case, "ras": (-x, -y, z)}
+
+
+@pytest.fixture(scope="session")
+def analysed(wholebody, tiny_model, tmp_path_factory):
+    out = tmp_path_factory.mktemp("analysis") / "out"
+    options = AnalysisOptions(point=wholebody["ras"], model=tiny_model, samples=6)
+    result = analyze(wholebody["path"], out, options)
+    return out, result
+
+
+def same_geometry(image: sitk.Image, reference: sitk.Image) -> bool:
+    return (image.GetSize() == reference.GetSize()
+            and np.allclose(image.GetOrigin(), reference.GetOrigin(), atol=1e-4)
+            and np.allclose(image.GetSpacing(), reference.GetSpacing(), atol=1e-6)
+            and np.allclose(image.GetDirection(), reference.GetDirection(), atol=1e-9))
+
+
+def test_every_output_volume_has_the_input_geometry(analysed, wholebody):
+    out, result = analysed
+    reference = sitk.ReadImage(str(wholebody["path"]))
+    assert reference.GetDirection()[0] == -1.0                       # the input really is RAS-ordered
+    for name in ["mtv.nii.gz"] + [f"gradcam_{s}.nrrd" for s in SCALES]:
+        assert same_geometry(sitk.ReadImage(str(out / name)), reference), name
+    mask, ijk_to_lps = read_seg_nrrd(out / "segmentation.seg.nrrd", "MTV")
+    expected = np.eye(4)
+    expected[:3, :3] = np.asarray(reference.GetDirection()).reshape(3, 3) * np.asarray(reference.GetSpacing())
+    expected[:3, 3] = reference.GetOrigin()
+    np.testing.assert_allclose(ijk_to_lps, expected, atol=1e-4)
+    assert np.array_equal(mask, sitk.GetArrayFromImage(sitk.ReadImage(str(out / "mtv.nii.gz"))))
+
+
+def test_heatmaps_are_normalised_and_one_per_scale(analysed):
+    out, result = analysed
+    assert result.explanation["scales"] == SCALES
+    for scale in SCALES:
+        heatmap = sitk.GetArrayFromImage(sitk.ReadImage(str(out / f"gradcam_{scale}.nrrd")))
+        assert heatmap.min() >= 0.0 and heatmap.max() <= 1.0
+
+
+def test_result_json_holds_scores_metrics_location_model_and_fingerprint(analysed, wholebody):
+    out, _ = analysed
+    result = json.loads((out / "result.json").read_text())
+    scores = result["scores"]
+    assert scores["outcome"]["samples"] == 6 and scores["outcome"]["sd"] >= 0
+    assert 0.0 <= scores["outcome"]["mean"] <= 1.0
+    assert sum(p["mean"] for p in scores["pathology"].values()) == pytest.approx(1.0, abs=1e-3)
+    assert scores["mask_source"] == "predicted"
+    assert result["location"]["method"] == "point"
+    np.testing.assert_allclose(result["location"]["center_ras"], wholebody["ras"], atol=1e-6)
+    pet = load_pet(wholebody["path"])
+    mtv = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "mtv.nii.gz")))
+    metrics = compute_metrics(pet.suv, mtv, pet.spacing).to_dict()
+    for key, value in metrics.items():
+        assert result["metrics"][key] == pytest.approx(value, rel=1e-6), key
+    assert result["input"]["sha256"] == hashlib.sha256(wholebody["path"].read_bytes()).hexdigest()
+    assert result["model"]["intended_use"] == "Test model with random weights."
+    assert result["engine_version"] and set(result["timings_s"]) >= {"load", "inference", "gradcam", "report"}
+    for name in result["outputs"].values():
+        assert (out / name).exists(), name
+    assert (out / "report.pdf").read_bytes().count(b"/Type /Page\n") + \
+        (out / "report.pdf").read_bytes().count(b"/Type /Page ") >= 1
+
+
+def test_rescore_uses_the_edited_mask(analysed, wholebody, tiny_model, tmp_path):
+    out, first = analysed
+    pet = load_pet(wholebody["path"])
+    truth = wholebody["case"]
+    edited = sitk.DICOMOrient(truth.pet.copy_geometry_to(sitk.GetImageFromArray(truth.mask)), "RAS")
+    sitk.WriteImage(edited, str(tmp_path / "edited.nii.gz"))
+    edited_array = sitk.GetArrayFromImage(edited)
+    options = AnalysisOptions(model=tiny_model, samples=6)
+    result = analyze(wholebody["path"], tmp_path / "rescored", options, edited_mask=tmp_path / "edited.nii.gz")
+    assert result.scores.mask_source == "edited" and result.command == "rescore"
+    saved = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "rescored" / "mtv.nii.gz")))
+    assert np.array_equal(saved, edited_array)
+    expected = compute_metrics(pet.suv, edited_array, pet.spacing)
+    assert result.metrics["mtv_ml"] == pytest.approx(expected.mtv_ml)
+    # A mask somewhere else changes the tumour features the outcome head sees.
+    elsewhere = np.zeros_like(edited_array)
+    elsewhere[10:16, 60:70, 60:70] = 1
+    moved = sitk.GetImageFromArray(elsewhere)
+    moved.CopyInformation(edited)
+    sitk.WriteImage(moved, str(tmp_path / "elsewhere.nii.gz"))
+    other = analyze(wholebody["path"], tmp_path / "other", options, edited_mask=tmp_path / "elsewhere.nii.gz")
+    assert other.scores.outcome.mean != pytest.approx(result.scores.outcome.mean, abs=1e-6)
+
+
+def test_rescore_command_with_the_written_segmentation(analysed, wholebody, tiny_model, tmp_path):
+    out, _ = analysed
+    process = run_cli("rescore", wholebody["path"], "--mask", out / "segmentation.seg.nrrd", "--out",
+                      tmp_path / "r", "--model", tiny_model, "--samples", "3", "--no-report", "--progress", "none")
+    assert process.returncode == 0, process.stderr
+    assert "[edited MTV]" in process.stdout
+    assert json.loads((tmp_path / "r" / "result.json").read_text())["scores"]["mask_source"] == "edited"
+
+
+def test_progress_json_lines_for_front_ends(wholebody, tiny_model, tmp_path):
+    x, y, z = wholebody["ras"]
+    process = run_cli("analyze", wholebody["path"], "--out", tmp_path / "p", "--model", tiny_model, "--point",
+                      x, y, z, "--samples", "2", "--no-report", "--progress", "json")
+    assert process.returncode == 0, process.stderr
+    lines = [json.loads(line) for line in process.stdout.splitlines()]
+    fractions = [line["fraction"] for line in lines]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert [line["stage"] for line in lines][:3] == ["load", "model", "localisation"]
+    assert lines[-1]["stage"] == "done" and lines[-1]["out"].endswith("p")
+
+
+def test_existing_output_folder_is_kept_without_overwrite(wholebody, tiny_model, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "mine.txt").write_text("keep")
+    x, y, z = wholebody["ras"]
+    args = ["analyze", wholebody["path"], "--out", out, "--model", tiny_model, "--point", x, y, z,
+            "--samples", "2", "--no-report", "--progress", "none"]
+    assert_one_line_error(run_cli(*args), "--overwrite")
+    assert (out / "mine.txt").read_text() == "keep"
+    assert run_cli(*args, "--overwrite").returncode == 0
+    assert not (out / "mine.txt").exists() and (out / "result.json").exists()
+
+
+def test_a_failed_analysis_writes_nothing(wholebody, tiny_model, tmp_path):
+    out = tmp_path / "never"
+    process = run_cli("analyze", wholebody["path"], "--out", out, "--model", tiny_model,
+                      "--point", "5000", "0", "0", "--progress", "none")
+    assert_one_line_error(process, "outside the PET volume")
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".never")]
+
+
+@pytest.mark.parametrize("extra, fragment", [
+    (["--samples", "1"], "--samples"),
+    (["--point", "0", "0", "0", "--box", "0", "0", "0", "10", "10", "10"], "not both"),
+    (["--model", "/nonexistent/model"], "no model"),
+])
+def test_bad_options_are_one_line_errors(wholebody, tiny_model, tmp_path, extra, fragment):
+    args = ["analyze", wholebody["path"], "--out", tmp_path / "o", "--progress", "none"]
+    if "--model" not in extra:
+        args += ["--model", tiny_model]
+    assert_one_line_error(run_cli(*args, *extra), fragment)
+
+
+def test_damaged_model_is_a_one_line_error(wholebody, tiny_model, tmp_path):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_model, broken)
+    weights = broken / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-10] + b"0123456789")
+    assert_one_line_error(run_cli("analyze", wholebody["path"], "--out", tmp_path / "o", "--model", broken,
+                                  "--progress", "none"), "checksum")
+
+
+def test_box_cuda_fallback_and_tta(wholebody, tiny_model, tmp_path):
+    x, y, z = wholebody["ras"]
+    options = AnalysisOptions(box=((x - 20, y - 20, z - 20), (x + 20, y + 20, z + 20)), model=tiny_model,
+                              samples=4, uncertainty="tta", device="cuda", report=False)
+    result = analyze(wholebody["path"], tmp_path / "box", options)
+    assert result.location.method == "box"
+    np.testing.assert_allclose(result.location.center_ras, wholebody["ras"], atol=1e-6)
+    if not torch.cuda.is_available():
+        assert any("CUDA" in w for w in result.warnings) and result.device == "cpu"
+    assert "test-time augmentation" in result.scores.uncertainty
+
+
+def test_automatic_localisation_in_the_engine(wholebody, tiny_model, tmp_path):
+    result = analyze(wholebody["path"], tmp_path / "auto", AnalysisOptions(model=tiny_model, samples=2, report=False))
+    assert result.location.method == "automatic"
+    assert result.location.candidates and result.location.candidates[0]["rank"] == 1
+    centre_lps = np.array(wholebody["case"].lesion_center_lps)
+    found = np.array(result.location.center_lps)
+    assert np.linalg.norm(found - centre_lps) < 30.0
+
+
+def test_real_dicom_gives_a_dicom_seg_on_the_series(sts001_dir, tiny_model, tmp_path):
+    import pydicom
+
+    pet = load_pet(sts001_dir / "dicom")
+    gtv = sitk.GetArrayFromImage(sitk.ReadImage(str(sts001_dir / "GTV_Mass_mask.nii.gz")))
+    k, j, i = np.argwhere(gtv > 0).mean(axis=0)
+    x, y, z = pet.index_to_physical((i, j, k))
+    out = tmp_path / "sts"
+    result = analyze(sts001_dir / "dicom", out, AnalysisOptions(point=(-x, -y, z), model=tiny_model, samples=2))
+    reference = pet.to_sitk()
+    assert same_geometry(sitk.ReadImage(str(out / "mtv.nii.gz")), reference)
+    if result.metrics["voxels"]:
+        seg = pydicom.dcmread(out / "mtv_seg.dcm")
+        assert seg.Modality == "SEG"
+        assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == pet.series["SeriesInstanceUID"]
+    else:
+        assert any("DICOM SEG" in w for w in result.warnings)
+    assert result.input["files"] == 267
+
+
+def test_batch_reports_bad_cases_and_skips_finished_ones(wholebody, tiny_model, tmp_path):
+    manifest = tmp_path / "cases.csv"
+    x, y, z = wholebody["ras"]
+    with open(manifest, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["case_id", "pet", "point_x", "point_y", "point_z"])
+        writer.writerow(["good", wholebody["path"], x, y, z])
+        writer.writerow(["missing", tmp_path / "nothing.nii.gz", "", "", ""])
+    args = ["batch", manifest, "--out", tmp_path / "batch", "--model", tiny_model, "--samples", "2",
+            "--no-report", "--progress", "none"]
+    first = run_cli(*args)
+    assert first.returncode == 1, first.stderr
+    rows = {r["case_id"]: r for r in csv.DictReader(open(tmp_path / "batch" / "summary.csv"))}
+    assert rows["good"]["status"] == "done" and float(rows["good"]["mtv_ml"]) >= 0
+    assert rows["missing"]["status"] == "failed" and "does not exist" in rows["missing"]["error"]
+    second = run_cli(*args)
+    rows = {r["case_id"]: r for r in csv.DictReader(open(tmp_path / "batch" / "summary.csv"))}
+    assert rows["good"]["status"].startswith("skipped")
+    assert second.returncode == 1
