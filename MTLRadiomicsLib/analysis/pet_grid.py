@@ -11,13 +11,35 @@ import SimpleITK as sitk
 from MTLRadiomicsLib.pet_volume import PetVolume
 
 
+def crop_box_on_pet(crop_reference: sitk.Image, pet: PetVolume) -> tuple[slice, slice, slice]:
+    """The (z, y, x) slices of the PET grid that cover the crop (its eight corners, plus one voxel)."""
+    size = crop_reference.GetSize()
+    corners = [crop_reference.TransformContinuousIndexToPhysicalPoint(
+        [(-0.5 if c == 0 else n - 0.5) for c, n in zip(corner, size)])
+        for corner in np.ndindex(2, 2, 2)]
+    pet_image = pet.copy_geometry_to(sitk.Image(list(pet.size), sitk.sitkUInt8))
+    indices = np.array([pet_image.TransformPhysicalPointToContinuousIndex(c) for c in corners])
+    lo = np.maximum(np.floor(indices.min(axis=0)).astype(int) - 1, 0)
+    hi = np.minimum(np.ceil(indices.max(axis=0)).astype(int) + 2, np.asarray(pet.size))
+    return tuple(slice(int(a), int(b)) for a, b in zip(lo[::-1], hi[::-1]))  # type: ignore[return-value]
+
+
 def crop_to_pet(array: np.ndarray, crop_reference: sitk.Image, pet: PetVolume) -> np.ndarray:
-    """Linear resampling of a (D, H, W) crop-grid array onto the PET grid: float32 (z, y, x)."""
+    """Linear resampling of a (D, H, W) crop-grid array onto the PET grid: float32 (z, y, x), zero
+    outside the crop. Only the PET voxels that the crop covers are resampled."""
     image = sitk.GetImageFromArray(np.asarray(array, dtype=np.float32))
     image.CopyInformation(crop_reference)
-    reference = pet.copy_geometry_to(sitk.Image(list(pet.size), sitk.sitkUInt8))
-    out = sitk.Resample(image, reference, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
-    return sitk.GetArrayFromImage(out)
+    out = np.zeros(pet.shape, dtype=np.float32)
+    box = crop_box_on_pet(crop_reference, pet)
+    if any(b.stop <= b.start for b in box):
+        return out
+    reference = sitk.Image([b.stop - b.start for b in reversed(box)], sitk.sitkUInt8)
+    reference.SetSpacing(pet.spacing)
+    reference.SetDirection(pet.direction)
+    reference.SetOrigin(pet.index_to_physical((box[2].start, box[1].start, box[0].start)))
+    resampled = sitk.Resample(image, reference, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+    out[box] = sitk.GetArrayFromImage(resampled)
+    return out
 
 
 def probability_to_mask(probability: np.ndarray, threshold: float = 0.5) -> np.ndarray:

@@ -1,0 +1,43 @@
+"""Crop-grid arrays go back onto the PET grid exactly as a full resampling would put them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from MTLRadiomicsLib import PetVolume
+from MTLRadiomicsLib.analysis.pet_grid import crop_to_pet, largest_component_near
+from MTLRadiomicsLib.preprocessing import crop_reference
+
+
+@pytest.mark.parametrize("direction, center", [
+    ((1, 0, 0, 0, 1, 0, 0, 0, 1), (0.0, 0.0, 0.0)),
+    ((-1, 0, 0, 0, -1, 0, 0, 0, 1), (-70.0, -150.0, 0.0)),      # RAS-ordered PET, crop over its edge
+    ((0, 1, 0, -1, 0, 0, 0, 0, 1), (20.0, 30.0, -40.0)),
+])
+def test_crop_to_pet_equals_full_resampling(direction, center):
+    pet = PetVolume(suv=np.ones((60, 50, 40), np.float32), spacing=(4.0, 4.0, 3.0), origin=(-80.0, -100.0, -90.0),
+                    direction=direction)
+    reference = crop_reference(center, (3.0, 3.0, 3.0), (32, 32, 32))
+    values = np.random.default_rng(1).random((32, 32, 32)).astype(np.float32)
+    image = sitk.GetImageFromArray(values)
+    image.CopyInformation(reference)
+    full = sitk.GetArrayFromImage(sitk.Resample(image, pet.to_sitk(), sitk.Transform(), sitk.sitkLinear, 0.0,
+                                                sitk.sitkFloat32))
+    np.testing.assert_allclose(crop_to_pet(values, reference, pet), full, atol=1e-6)
+
+
+def test_crop_outside_the_pet_gives_zeros():
+    pet = PetVolume(suv=np.ones((10, 10, 10), np.float32), spacing=(2.0, 2.0, 2.0), origin=(0.0, 0.0, 0.0),
+                    direction=(1, 0, 0, 0, 1, 0, 0, 0, 1))
+    reference = crop_reference((1000.0, 0.0, 0.0), (3.0, 3.0, 3.0), (32, 32, 32))
+    assert not crop_to_pet(np.ones((32, 32, 32), np.float32), reference, pet).any()
+
+
+def test_largest_component_near_keeps_the_seeded_lesion():
+    mask = np.zeros((20, 20, 20), np.uint8)
+    mask[2:5, 2:5, 2:5] = 1
+    mask[10:18, 10:18, 10:18] = 1
+    assert largest_component_near(mask, (3, 3, 3)).sum() == 27
+    assert largest_component_near(mask, None).sum() == 512
