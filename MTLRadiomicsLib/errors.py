@@ -18,3 +18,7 @@ class MaskInputError(MTLRadiomicsError):
 
 class ModelFileError(MTLRadiomicsError):
     """A model folder (safetensors weights + JSON model card) is missing, unreadable or inconsistent."""
+
+
+class LocalisationError(MTLRadiomicsError):
+    """No lesion could be found automatically; the user has to point at it."""
