@@ -1,13 +1,36 @@
 """MTLRadiomics 3D Slicer module.
 
-The module is a thin front end over the MTLRadiomicsLib engine: the engine reads the PET, finds and
-segments the tumour, explains the network with Grad-CAM and scores the outcome; the module moves data
-between the scene and the engine.
+A thin front end over the MTLRadiomicsLib engine: the engine reads the PET, finds and segments the
+tumour, explains the network with Grad-CAM and scores the outcome in a background process; the
+module moves data between the scene and the engine. The logic lives in the MTLRadiomicsModuleLogic package
+(no Qt, tested headless on real MRML); this file holds the module description, the widget (Qt only:
+it wires the .ui to the logic, polls the engine with a timer and observes the MTV for edits) and
+the self-test that runs the whole flow inside Slicer.
 """
+
+import logging
+import os
+import time
+from pathlib import Path
+
+import qt
+import vtk
 
 import slicer
 from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
                                            ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
+from slicer.util import VTKObservationMixin
+
+from MTLRadiomicsModuleLogic import (SCALE_LABELS, AnalysisError, AnalysisLogic, AnalysisRequest, ProcessState,
+                               ResultNodes, dependencies, engine_process, results, sample_data)
+from MTLRadiomicsModuleLogic.parameters import Device, MTLRadiomicsParameterNode
+
+MODULE_DIR = Path(__file__).resolve().parent
+
+
+#
+# MTLRadiomics
+#
 
 
 class MTLRadiomics(ScriptedLoadableModule):
@@ -20,49 +43,612 @@ class MTLRadiomics(ScriptedLoadableModule):
         self.parent.dependencies = []
         self.parent.contributors = ["MTLRadiomics contributors"]
         self.parent.helpText = (
-            "Analyse a 3D FDG-PET volume with a multi-task multi-scale network: metabolic tumour "
-            "volume (MTV), Grad-CAM heatmaps per scale, PET metrics and outcome scores. "
-            "The bundled model is trained on synthetic phantoms and is not for clinical use.")
+            "Analyse a 3D FDG-PET volume with a multi-task multi-scale network: the metabolic tumour "
+            "volume (MTV) as an editable segmentation, Grad-CAM heatmaps for every network scale, PET "
+            "metrics (SUVmax, SUVpeak, SUVmean, MTV, TLG) that follow your edits, and outcome scores "
+            "with their uncertainty. The bundled model is trained on synthetic phantoms and is not for "
+            "clinical use.")
         self.parent.acknowledgementText = (
             "Method after Amyar et al., Multi-Task Multi-Scale Learning for Outcome Prediction in 3D "
             "PET Images.")
+        slicer.app.connect("startupCompleted()", registerSampleData)
 
 
-class MTLRadiomicsWidget(ScriptedLoadableModuleWidget):
-    """Module panel."""
+#
+# Sample data
+#
+
+
+def sampleCacheFolder():
+    return Path(slicer.app.cachePath) / "MTLRadiomics"
+
+
+def registerSampleData():
+    """Offer the synthetic sample PET in the Sample Data module (generated on first download)."""
+    import SampleData
+
+    cached = sample_data.cached_sample_pet(sampleCacheFolder())
+    path = sampleCacheFolder() / sample_data.SAMPLE_FILE
+    if hasattr(SampleData.SampleDataLogic, "registerCustomSampleDataCategory"):
+        SampleData.SampleDataLogic.registerCustomSampleDataCategory(sample_data.SAMPLE_CATEGORY, "MTLRadiomics")
+    SampleData.SampleDataLogic.registerCustomSampleDataSource(
+        category=sample_data.SAMPLE_CATEGORY,
+        sampleName=sample_data.SAMPLE_NAME,
+        thumbnailFileName=str(MODULE_DIR / "Resources" / "Icons" / "MTLRadiomics.png"),
+        uris=cached.uri if cached else path.resolve().as_uri(),
+        fileNames=sample_data.SAMPLE_FILE,
+        nodeNames=sample_data.SAMPLE_NAME,
+        checksums=cached.checksum if cached else None,
+        customDownloader=lambda source: downloadSamplePet(),
+    )
+
+
+def downloadSamplePet():
+    """Generate the sample PET if needed and load it through Sample Data; returns the volume node."""
+    import SampleData
+
+    if not ensureEngineImportable():
+        return None
+    with slicer.util.WaitCursor():
+        sample = sample_data.ensure_sample_pet(sampleCacheFolder())
+        source = SampleData.SampleDataSource(
+            sampleName=sample_data.SAMPLE_NAME, uris=sample.uri, fileNames=sample_data.SAMPLE_FILE,
+            nodeNames=sample_data.SAMPLE_NAME, checksums=sample.checksum, loadFileTypes="VolumeFile")
+        nodes = SampleData.SampleDataLogic().downloadFromSource(source)
+    return nodes[0] if nodes else None
+
+
+def ensureEngineImportable():
+    """Offer to install the engine's packages when they are missing; True when ready."""
+    try:
+        plan = dependencies.plan_dependencies(MODULE_DIR)
+    except dependencies.DependencyError as error:
+        slicer.util.errorDisplay(str(error))
+        return False
+    if not plan.complete:
+        installer = dependencies.SlicerInstaller(
+            confirm=lambda text: slicer.util.confirmOkCancelDisplay(text, windowTitle="MTLRadiomics"))
+        try:
+            with slicer.util.WaitCursor():
+                if not dependencies.ensure_dependencies(plan, installer):
+                    return False
+        except Exception as error:  # pip and the PyTorch installer raise many kinds
+            slicer.util.errorDisplay(f"Installing the Python packages failed: {error}", windowTitle="MTLRadiomics")
+            return False
+    return dependencies.make_engine_importable(MODULE_DIR)
+
+
+#
+# MTLRadiomicsLogic
+#
+
+
+class MTLRadiomicsLogic(AnalysisLogic, ScriptedLoadableModuleLogic):
+    """The module logic on Slicer's scene: the engine runs with PythonSlicer, DICOM volumes are
+    handed over through the DICOM database. All behaviour is in MTLRadiomicsModuleLogic.AnalysisLogic.
+
+    AnalysisLogic comes first: ScriptedLoadableModuleLogic.__init__ calls super().__init__() without
+    arguments, which must reach object, not AnalysisLogic."""
+
+    def __init__(self):
+        AnalysisLogic.__init__(
+            self, slicer.mrmlScene, python=engine_process.current_python(),
+            engine_root=dependencies.engine_root(MODULE_DIR) or MODULE_DIR,
+            env=_engineEnvironment(), dicom_lookup=_dicomFileForInstance,
+            temp_root=Path(slicer.app.temporaryPath) / "MTLRadiomics", bundled_model=bundledModelFolder())
+        ScriptedLoadableModuleLogic.__init__(self)
+
+    def getParameterNode(self):
+        return MTLRadiomicsParameterNode(super().getParameterNode())
+
+    def refreshEngineLocation(self):
+        self.engine_root = Path(dependencies.engine_root(MODULE_DIR) or MODULE_DIR)
+
+
+def bundledModelFolder():
+    """The model shipped with the extension (installed beside the module, or in the source tree)."""
+    candidates = []
+    if os.environ.get("MTL_RADIOMICS_MODEL"):
+        candidates.append(Path(os.environ["MTL_RADIOMICS_MODEL"]))
+    candidates += [MODULE_DIR / "Resources" / "models" / "default",
+                   MODULE_DIR.parent / "Resources" / "models" / "default"]
+    for folder in candidates:
+        if (folder / "model.json").is_file():
+            return folder
+    return candidates[0]
+
+
+def _engineEnvironment():
+    try:
+        environment = dict(slicer.util.startupEnvironment())
+    except Exception:  # older Slicer or a bare Python: inherit ours
+        environment = dict(os.environ)
+    environment["PYTHONUNBUFFERED"] = "1"
+    return environment
+
+
+def _dicomFileForInstance(uid):
+    database = getattr(slicer, "dicomDatabase", None)
+    if database is None or not database.isOpen:
+        return None
+    return database.fileForInstance(uid) or None
+
+
+#
+# MTLRadiomicsWidget
+#
+
+
+class MTLRadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+    """Module panel: binds the .ui to the parameter node and drives the logic."""
+
+    POLL_INTERVAL_MS = 200
+    METRICS_DELAY_MS = 400
+
+    def __init__(self, parent=None):
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+        self.logic = None
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
+        self._job = None
+        self._result = None
+        self._observedSegmentation = None
 
     def setup(self):
         ScriptedLoadableModuleWidget.setup(self)
-        import qt
+        uiWidget = slicer.util.loadUI(self.resourcePath("UI/MTLRadiomics.ui"))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
 
-        label = qt.QLabel(f"MTLRadiomics engine {MTLRadiomicsLogic.engineVersion()}")
-        self.layout.addWidget(label)
-        self.layout.addStretch(1)
+        self.logic = MTLRadiomicsLogic()
 
+        self.ui.resultSelector.addAttribute("vtkMRMLSegmentationNode", results.ROLE_ATTRIBUTE, results.ROLE_MTV)
+        self.ui.progressBar.hide()
+        self._pollTimer = qt.QTimer()
+        self._pollTimer.setInterval(self.POLL_INTERVAL_MS)
+        self._pollTimer.connect("timeout()", self.onPollEngine)
+        self._metricsTimer = qt.QTimer()
+        self._metricsTimer.setSingleShot(True)
+        self._metricsTimer.setInterval(self.METRICS_DELAY_MS)
+        self._metricsTimer.connect("timeout()", self.onUpdateLiveMetrics)
 
-class MTLRadiomicsLogic(ScriptedLoadableModuleLogic):
-    """Scene-side logic; no Qt."""
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
 
-    @staticmethod
-    def engineVersion():
+        self.ui.analyzeButton.connect("clicked(bool)", self.onAnalyzeButton)
+        self.ui.updateScoresButton.connect("clicked(bool)", self.onUpdateScoresButton)
+        self.ui.editMtvButton.connect("clicked(bool)", self.onEditMtvButton)
+        self.ui.exportButton.connect("clicked(bool)", self.onExportButton)
+        self.ui.petVolumeSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.onPetVolumeChanged)
+        self.ui.lesionSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.onLesionChanged)
+        self.ui.resultSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.onResultChanged)
+        self.ui.heatmapScaleComboBox.connect("currentIndexChanged(int)", self.onHeatmapScaleChanged)
+        self.ui.heatmapOpacitySlider.connect("valueChanged(double)", self.onHeatmapOpacityChanged)
+        self.ui.useBundledModelCheckBox.connect("toggled(bool)", self.onModelChoiceChanged)
+        self.ui.modelPathLineEdit.connect("currentPathChanged(QString)", self.onModelChoiceChanged)
+        self.ui.deviceComboBox.connect("currentIndexChanged(int)", self.onDeviceChanged)
+
+        self.initializeParameterNode()
+        self.onModelChoiceChanged()
+
+    def cleanup(self):
+        if self._job is not None:
+            self.logic.cancel(self._job)
+            self._job = None
+        self._pollTimer.stop()
+        self._metricsTimer.stop()
+        self.removeObservers()
+
+    def enter(self):
+        self.initializeParameterNode()
+
+    def exit(self):
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+
+    def onSceneStartClose(self, caller, event):
+        if self._job is not None:
+            self.logic.cancel(self._job)
+            self._job = None
+            self._setRunning(False)
+        self._observeSegmentation(None)
+        self.logic.live_metrics.forget()
+        self.setParameterNode(None)
+
+    def onSceneEndClose(self, caller, event):
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    # ------------------------------------------------------------------ parameter node
+    def initializeParameterNode(self):
+        self.setParameterNode(self.logic.getParameterNode())
+        if not self._parameterNode.petVolume:
+            firstVolume = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
+            if firstVolume and not firstVolume.IsA("vtkMRMLLabelMapVolumeNode"):
+                self._parameterNode.petVolume = firstVolume
+        if str(self._parameterNode.exportFolder) in ("", "."):
+            self._parameterNode.exportFolder = Path(qt.QDir.homePath())
+
+    def setParameterNode(self, inputParameterNode):
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+        self._parameterNode = inputParameterNode
+        if self._parameterNode:
+            # the .ui names each bound widget's parameter in its SlicerParameterName property
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+        self.onPetVolumeChanged(self.ui.petVolumeSelector.currentNode())
+        self.onResultChanged(self.ui.resultSelector.currentNode())
+
+    # ------------------------------------------------------------------ inputs
+    def onPetVolumeChanged(self, node=None):
+        check = self.logic.check_pet(node)
+        self.ui.suvStatusLabel.text = check.message
+        self.ui.suvStatusLabel.setStyleSheet("" if check.usable else "color: #c0392b")
+        self._updateButtons()
+
+    def onLesionChanged(self, node=None):
+        isPointList = node is not None and node.IsA("vtkMRMLMarkupsFiducialNode")
+        self.ui.lesionPlaceWidget.setCurrentNode(node if isPointList else None)
+        self.ui.lesionPlaceWidget.setEnabled(isPointList)
+
+    def onModelChoiceChanged(self, *unused):
+        bundled = self.ui.useBundledModelCheckBox.checked
+        self.ui.modelPathLineEdit.setEnabled(not bundled)
         try:
-            import MTLRadiomicsLib
-        except ImportError:
-            return "not installed"
-        return MTLRadiomicsLib.__version__
+            folder = self.logic.model_folder(None if bundled else self.ui.modelPathLineEdit.currentPath)
+        except AnalysisError as error:
+            self.ui.modelInfoLabel.text = str(error)
+            return
+        self.ui.modelInfoLabel.text = _modelCardSummary(folder)
+
+    def onDeviceChanged(self, index=None):
+        # read the combo box itself: this runs before the parameter node hears of the change
+        choices = list(Device)
+        index = self.ui.deviceComboBox.currentIndex
+        device = choices[index] if 0 <= index < len(choices) else Device.AUTO
+        if device == Device.GPU:
+            with slicer.util.WaitCursor():
+                self.ui.deviceStatusLabel.text = dependencies.cuda_status().message
+        else:
+            self.ui.deviceStatusLabel.text = ""
+
+    def _request(self):
+        p = self._parameterNode
+        return AnalysisRequest(
+            pet_node=p.petVolume, lesion_node=p.lesion,
+            model_folder=None if p.useBundledModel else Path(self.ui.modelPathLineEdit.currentPath),
+            device=p.device.value, explain=p.explanationTarget.value, samples=int(p.samples), report=True)
+
+    # ------------------------------------------------------------------ runs
+    def onAnalyzeButton(self):
+        if self._job is not None:
+            self._cancelJob()
+            return
+        if not ensureEngineImportable():
+            return
+        self.logic.refreshEngineLocation()
+        try:
+            self._job = self.logic.start_analysis(self._request())
+        except (AnalysisError, OSError, RuntimeError) as error:
+            self._showError(str(error))
+            return
+        self._startPolling("Analysing")
+
+    def onUpdateScoresButton(self):
+        if self._job is not None or self._result is None:
+            return
+        if not ensureEngineImportable():
+            return
+        self.logic.refreshEngineLocation()
+        try:
+            self._job = self.logic.start_rescore(self._result, self._request())
+        except (AnalysisError, OSError, RuntimeError, ValueError) as error:
+            self._showError(str(error))
+            return
+        self._startPolling("Updating the scores")
+
+    def _startPolling(self, text):
+        for note in self._job.notes:
+            logging.info(note)
+        self.ui.statusLabel.text = " ".join([text + "..."] + self._job.notes)
+        self.ui.statusLabel.setStyleSheet("")
+        self._setRunning(True)
+        self._pollTimer.start()
+
+    def onPollEngine(self):
+        job = self._job
+        if job is None:
+            self._pollTimer.stop()
+            return
+        update = self.logic.poll(job)
+        for line in update.log_lines:
+            logging.info(f"MTLRadiomics engine: {line}")
+        event = update.last_event
+        if event is not None:
+            self.ui.progressBar.value = int(round(100 * event.fraction))
+            self.ui.statusLabel.text = f"{event.message} ({time.monotonic() - job.started:.0f} s)"
+        if not update.state.finished:
+            return
+        self._pollTimer.stop()
+        self._job = None
+        self._setRunning(False)
+        try:
+            with slicer.util.WaitCursor():
+                result = self.logic.finish(job)
+        except (AnalysisError, OSError, ValueError, RuntimeError) as error:
+            self._showError(str(error))
+            return
+        self.ui.statusLabel.setStyleSheet("")
+        self.ui.statusLabel.text = (f"Done in {time.monotonic() - job.started:.0f} s."
+                                    + ("" if job.kind == "analyze" else " Scores now use the edited MTV."))
+        if job.kind == "analyze":
+            self._parameterNode.mtvSegmentation = result.segmentation
+        self._showResult(result)
+
+    def _cancelJob(self):
+        self._pollTimer.stop()
+        job, self._job = self._job, None
+        with slicer.util.WaitCursor():
+            self.logic.cancel(job)
+        self._setRunning(False)
+        self.ui.statusLabel.setStyleSheet("")
+        self.ui.statusLabel.text = "Cancelled: the engine was stopped and nothing was added to the scene."
+
+    def _setRunning(self, running):
+        self.ui.progressBar.setVisible(running)
+        self.ui.progressBar.value = 0
+        self.ui.analyzeButton.text = "Cancel" if running else "Analyze"
+        self.ui.analyzeButton.toolTip = ("Stop the engine; the scene stays as it was" if running
+                                         else "Segment the tumour, compute the heatmaps, PET metrics and scores.")
+        self._updateButtons()
+
+    def _updateButtons(self):
+        running = self._job is not None
+        check = self.logic.check_pet(self.ui.petVolumeSelector.currentNode()) if not running else None
+        self.ui.analyzeButton.enabled = running or bool(check and check.usable)
+        hasResult = self._result is not None
+        self.ui.updateScoresButton.enabled = hasResult and not running
+        self.ui.editMtvButton.enabled = hasResult
+        self.ui.exportButton.enabled = hasResult and not running
+
+    def _showError(self, message):
+        self.ui.statusLabel.setStyleSheet("color: #c0392b")
+        self.ui.statusLabel.text = message
+        slicer.util.errorDisplay(message, windowTitle="MTLRadiomics")
+
+    # ------------------------------------------------------------------ results
+    def onResultChanged(self, node=None):
+        result = ResultNodes.from_segmentation(node)
+        self._observeSegmentation(node if result else None)
+        if result is not None:
+            self._showResult(result)
+            return
+        self._result = None
+        self.ui.scoresTableView.setMRMLTableNode(None)
+        self.ui.metricsTableView.setMRMLTableNode(None)
+        self.ui.warningsLabel.text = ""
+        self._updateButtons()
+
+    def _showResult(self, result):
+        self._result = result
+        self.ui.scoresTableView.setMRMLTableNode(result.scores_table)
+        self.ui.metricsTableView.setMRMLTableNode(result.metrics_table)
+        self.ui.warningsLabel.text = "\n".join(self.logic.warnings(result))
+        self.onHeatmapScaleChanged()
+        self._updateButtons()
+
+    def onHeatmapScaleChanged(self, *unused):
+        if self._result is None:
+            return
+        scale = self.ui.heatmapScaleComboBox.currentText
+        if scale in self._result.heatmaps:
+            self.logic.show_heatmap(self._result, scale, self.ui.heatmapOpacitySlider.value)
+            self.ui.heatmapScaleComboBox.toolTip = SCALE_LABELS.get(scale, scale)
+
+    def onHeatmapOpacityChanged(self, value):
+        if self._result is not None:
+            self.logic.set_heatmap_opacity(value)
+
+    def _observeSegmentation(self, segmentationNode):
+        if self._observedSegmentation is not None:
+            for event in _segmentEditEvents():
+                self.removeObserver(self._observedSegmentation, event, self.onSegmentEdited)
+        self._observedSegmentation = segmentationNode
+        if segmentationNode is not None:
+            for event in _segmentEditEvents():
+                self.addObserver(segmentationNode, event, self.onSegmentEdited)
+
+    def onSegmentEdited(self, caller=None, event=None):
+        self._metricsTimer.start()         # restarts while the user keeps painting
+
+    def onUpdateLiveMetrics(self):
+        if self._result is None:
+            return
+        try:
+            self.logic.update_live_metrics(self._result)
+            edited = results.edited_since_scoring(self._result)
+        except (OSError, ValueError, RuntimeError, ImportError) as error:
+            self.ui.statusLabel.text = f"PET metrics not updated: {error}"
+            return
+        if edited:
+            self.ui.statusLabel.setStyleSheet("")
+            self.ui.statusLabel.text = ("MTV edited: the PET metrics follow the edit; the scores are still those "
+                                        "of the MTV that was scored. Click 'Update scores from edited MTV'.")
+
+    def onEditMtvButton(self):
+        if self._result is None:
+            return
+        slicer.util.selectModule("SegmentEditor")
+        editor = slicer.modules.segmenteditor.widgetRepresentation().self().editor
+        editor.setSegmentationNode(self._result.segmentation)
+        if hasattr(editor, "setSourceVolumeNode"):
+            editor.setSourceVolumeNode(self._result.pet)
+        else:
+            editor.setMasterVolumeNode(self._result.pet)
+
+    def onExportButton(self):
+        if self._result is None:
+            return
+        folder = self.ui.exportDirectoryButton.directory
+        try:
+            summary = self.logic.export(self._result, folder)
+        except (OSError, ValueError) as error:
+            self._showError(f"Export failed: {error}")
+            return
+        text = "Written to " + folder + ":\n" + "\n".join(f.name for f in summary.files)
+        if summary.notes:
+            text += "\n\n" + "\n".join(summary.notes)
+        slicer.util.infoDisplay(text, windowTitle="MTLRadiomics export")
+
+
+def _segmentEditEvents():
+    events = [slicer.vtkSegmentation.SegmentModified]
+    if hasattr(slicer.vtkSegmentation, "SourceRepresentationModified"):
+        events.append(slicer.vtkSegmentation.SourceRepresentationModified)
+    return events
+
+
+def _modelCardSummary(folder):
+    import json
+
+    try:
+        card = json.loads((Path(folder) / "model.json").read_text())
+    except (OSError, ValueError) as error:
+        return f"Model card unreadable: {error}"
+    name = card.get("name", Path(folder).name)
+    use = card.get("intended_use", "")
+    return f"{name}: {use}" if use else name
+
+
+#
+# MTLRadiomicsTest
+#
 
 
 class MTLRadiomicsTest(ScriptedLoadableModuleTest):
-    """Self-test run inside Slicer."""
+    """The whole flow inside Slicer: sample, analyze, nodes, edit, live metrics, rescore, export, cancel."""
+
+    TIMEOUT_S = 900
 
     def setUp(self):
         slicer.mrmlScene.Clear()
 
     def runTest(self):
         self.setUp()
-        self.test_module_loads()
+        self.test_analyze_edit_rescore_export()
+        self.setUp()
+        self.test_cancel_leaves_the_scene_unchanged()
 
-    def test_module_loads(self):
-        self.delayDisplay("Checking the MTLRadiomics module")
-        self.assertTrue(hasattr(slicer.modules, "mtlradiomics"))
+    def _waitFor(self, logic, job):
+        start = time.monotonic()
+        while not logic.poll(job).state.finished:
+            slicer.app.processEvents()
+            time.sleep(0.1)
+            if time.monotonic() - start > self.TIMEOUT_S:
+                logic.cancel(job)
+                self.fail("the engine did not finish in time")
+        return job.process.state
+
+    def _model(self):
+        folder = bundledModelFolder()
+        if (folder / "model.json").is_file():
+            return folder
+        import torch
+        from MTLRadiomicsLib.model import ModelCard, MultiTaskNet, Preprocessing, named_config, save_model
+
+        folder = Path(slicer.app.temporaryPath) / "MTLRadiomicsTest" / "tiny-model"
+        if not (folder / "model.json").is_file():
+            torch.manual_seed(0)
+            card = ModelCard(name="tiny-random", architecture={}, intended_use="Self-test model with random weights.",
+                             preprocessing=Preprocessing(spacing_mm=(3.0, 3.0, 3.0), crop_size=(32, 32, 32)))
+            save_model(MultiTaskNet(named_config("tiny")), card, folder)
+        return folder
+
+    def _sampleAndPoint(self):
+        self.assertTrue(ensureEngineImportable(), "the engine's Python packages are needed")
+        pet = downloadSamplePet()
+        self.assertIsNotNone(pet)
+        sample = sample_data.cached_sample_pet(sampleCacheFolder())
+        point = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "Lesion")
+        point.AddControlPoint(*sample.lesion_ras)
+        return pet, point
+
+    def test_analyze_edit_rescore_export(self):
+        import numpy as np
+        from MTLRadiomicsLib.pet_metrics import compute_metrics
+
+        self.delayDisplay("Loading the synthetic sample PET")
+        pet, point = self._sampleAndPoint()
+        logic = MTLRadiomicsLogic()
+        self.assertTrue(logic.check_pet(pet).usable)
+
+        self.delayDisplay("Analysing in the background")
+        job = logic.start_analysis(AnalysisRequest(pet, point, model_folder=self._model(), device="auto",
+                                                   samples=2, report=True))
+        self.assertEqual(self._waitFor(logic, job), ProcessState.SUCCEEDED, job.process.error_message())
+        result = logic.finish(job)
+        self.assertEqual(set(result.heatmaps), set(results.SCALES))
+        for node in [result.labelmap, *result.heatmaps.values()]:
+            self.assertTrue(np.allclose(_ijkToRas(node), _ijkToRas(pet), atol=1e-3))
+        self.assertEqual(result.scores_table.GetNumberOfRows(), 3)
+        self.assertEqual(result.metrics_table.GetNumberOfRows(), 5)
+        logic.show_heatmap(result, "enc3", 0.4)
+        composite = slicer.app.layoutManager().sliceWidget("Red").sliceLogic().GetSliceCompositeNode()
+        self.assertEqual(composite.GetForegroundVolumeID(), result.heatmaps["enc3"].GetID())
+
+        self.delayDisplay("Editing the MTV by array")
+        mask = slicer.util.arrayFromSegmentBinaryLabelmap(result.segmentation, result.segment_id, pet)
+        edited = (mask > 0).astype(np.uint8)
+        center = np.argwhere(mask).mean(axis=0).round().astype(int) if mask.any() else np.array(mask.shape) // 2
+        z, y, x = center
+        edited[z - 3:z + 4, y - 3:y + 4, x - 3:x + 4] = 1
+        slicer.util.updateSegmentBinaryLabelmapFromArray(edited, result.segmentation, result.segment_id, pet)
+        live = logic.update_live_metrics(result)
+        suv = slicer.util.arrayFromVolume(pet)
+        expected = compute_metrics(suv, edited, pet.GetSpacing())
+        self.assertAlmostEqual(live["mtv_ml"], expected.mtv_ml, places=4)
+
+        self.delayDisplay("Updating the scores from the edited MTV")
+        job = logic.start_rescore(result, AnalysisRequest(pet, samples=2, device="auto"))
+        self.assertEqual(self._waitFor(logic, job), ProcessState.SUCCEEDED, job.process.error_message())
+        result = logic.finish(job)
+        scored = result.result_json
+        self.assertEqual(scored["scores"]["mask_source"], "edited")
+        self.assertAlmostEqual(scored["metrics"]["mtv_ml"], expected.mtv_ml, places=4)
+
+        self.delayDisplay("Exporting the report")
+        folder = Path(slicer.app.temporaryPath) / "MTLRadiomicsTest" / "export"
+        summary = logic.export(result, folder)
+        names = {f.suffix for f in summary.files}
+        self.assertTrue({".pdf", ".html", ".json", ".csv"} <= names, names)
         self.delayDisplay("Test passed")
+
+    def test_cancel_leaves_the_scene_unchanged(self):
+        self.delayDisplay("Cancelling a running analysis")
+        pet, point = self._sampleAndPoint()
+        logic = MTLRadiomicsLogic()
+        before = [slicer.mrmlScene.GetNthNode(i).GetID() for i in range(slicer.mrmlScene.GetNumberOfNodes())]
+        job = logic.start_analysis(AnalysisRequest(pet, point, model_folder=self._model(), samples=2, report=False))
+        start = time.monotonic()
+        while not logic.poll(job).events and time.monotonic() - start < 120:
+            slicer.app.processEvents()
+            time.sleep(0.05)
+        logic.cancel(job)
+        self.assertEqual(job.process.state, ProcessState.CANCELLED)
+        self.assertIsNotNone(job.process.returncode)
+        self.assertFalse(engine_process.process_group_alive(job.process.pid))
+        self.assertFalse(job.run_folder.exists())
+        after = [slicer.mrmlScene.GetNthNode(i).GetID() for i in range(slicer.mrmlScene.GetNumberOfNodes())]
+        self.assertEqual(before, after)
+        self.delayDisplay("Test passed")
+
+
+def _ijkToRas(node):
+    import numpy as np
+
+    matrix = vtk.vtkMatrix4x4()
+    node.GetIJKToRASMatrix(matrix)
+    return np.array([[matrix.GetElement(r, c) for c in range(4)] for r in range(4)])

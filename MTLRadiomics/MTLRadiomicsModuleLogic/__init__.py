@@ -1,0 +1,20 @@
+"""Logic of the MTLRadiomics Slicer module, importable without Qt (tested headless on real MRML).
+
+- engine_process: the engine's command line as a background process (start, poll, cancel).
+- scene_io: voxels between MRML nodes and files with exact geometry (RAS in MRML, LPS in files).
+- pet_input: what the engine is given (DICOM files or NRRD), SUV check, lesion point or box.
+- results: engine outputs as nodes (segmentation, labelmap, heatmaps, tables) and heatmap display.
+- live_metrics: PET metrics recomputed when the MTV is edited.
+- dependencies: first-use installation of the engine's Python packages.
+- parameters: the module's parameter node (parameterNodeWrapper in Slicer).
+- sample_data: the synthetic sample PET for Slicer's Sample Data module.
+- analysis_logic: the logic class tying these together.
+"""
+
+from MTLRadiomicsModuleLogic.analysis_logic import (AnalysisError, AnalysisLogic, AnalysisRequest, EngineJob,
+                                              ExportSummary)
+from MTLRadiomicsModuleLogic.engine_process import EngineProcess, PollResult, ProcessState, ProgressEvent
+from MTLRadiomicsModuleLogic.results import SCALE_LABELS, SCALES, ResultNodes
+
+__all__ = ["AnalysisError", "AnalysisLogic", "AnalysisRequest", "EngineJob", "ExportSummary", "EngineProcess",
+           "PollResult", "ProcessState", "ProgressEvent", "ResultNodes", "SCALES", "SCALE_LABELS"]

@@ -1,0 +1,299 @@
+"""The module's logic: from the user's choices to an engine run in the background, and from the
+engine's files to nodes in the scene. It works on any vtkMRMLScene, so it is tested headless
+against real MRML; the Slicer module adds the application's scene, Python and DICOM database.
+
+A run goes: ``start_analysis`` (prepare the input, start the process) -> ``poll`` (progress, from a
+timer) -> ``finish`` (import the outputs as new nodes) or ``cancel`` (kill the process, delete the
+run folder; the scene is not touched before ``finish``). No Qt import.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+from MTLRadiomicsModuleLogic import dependencies, pet_input, results, scene_io
+from MTLRadiomicsModuleLogic.engine_process import EngineProcess, PollResult, ProcessState, engine_command
+from MTLRadiomicsModuleLogic.live_metrics import LiveMetrics
+from MTLRadiomicsModuleLogic.results import ResultNodes
+
+
+class AnalysisError(RuntimeError):
+    """Something the user has to fix; the message says what."""
+
+
+@dataclass
+class AnalysisRequest:
+    """The user's choices for one analysis."""
+
+    pet_node: object
+    lesion_node: object = None                 # markups point list or ROI; None: automatic
+    model_folder: Optional[Path] = None        # None: the bundled model
+    device: str = "auto"                       # auto, cuda or cpu
+    explain: str = "outcome"                   # outcome or segmentation
+    samples: int = 10
+    report: bool = True
+
+
+@dataclass
+class EngineJob:
+    """One engine run in the background."""
+
+    kind: str                                  # "analyze" or "rescore"
+    process: EngineProcess
+    run_folder: Path
+    out_dir: Path
+    input_path: Path
+    pet_node_id: str
+    model_folder: Path
+    from_dicom: bool = False
+    result: Optional[ResultNodes] = None       # the result a rescore updates
+    notes: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def state(self) -> ProcessState:
+        return self.process.state
+
+
+@dataclass
+class ExportSummary:
+    files: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+class AnalysisLogic:
+    """Analyze, rescore, live metrics, heatmap display and export on one MRML scene.
+
+    python: the interpreter for the engine (PythonSlicer in Slicer, sys.executable in tests).
+    engine_root: the folder holding the MTLRadiomicsLib package.
+    env: environment of the engine process (None: this process's).
+    dicom_lookup: SOP instance UID -> file, to hand DICOM-loaded volumes to the engine as DICOM.
+    temp_root: where run folders are created.
+    bundled_model: the model used when the request names none.
+    device_status: how the GPU is checked when the user asks for it.
+    """
+
+    def __init__(self, scene, python: str, engine_root: str | Path, env: Optional[dict] = None,
+                 dicom_lookup: Optional[pet_input.DicomLookup] = None, temp_root: Optional[str | Path] = None,
+                 bundled_model: Optional[str | Path] = None,
+                 device_status: Callable[[], dependencies.DeviceStatus] = dependencies.cuda_status):
+        self.scene = scene
+        self.python = str(python)
+        self.engine_root = Path(engine_root)
+        self.env = env
+        self.dicom_lookup = dicom_lookup
+        self.temp_root = Path(temp_root) if temp_root else Path(tempfile.gettempdir()) / "MTLRadiomics"
+        self.bundled_model = Path(bundled_model) if bundled_model else None
+        self.device_status = device_status
+        self.live_metrics = LiveMetrics()
+        self._counter = itertools.count(1)
+        scene_io.ensure_segmentation_converters()
+
+    # ------------------------------------------------------------------ inputs
+    def check_pet(self, pet_node) -> pet_input.SuvCheck:
+        if pet_node is None:
+            return pet_input.SuvCheck(False, "not-suv", "Select a PET volume.")
+        return pet_input.check_suv(pet_node, pet_input.dicom_files(pet_node, self.dicom_lookup))
+
+    def model_folder(self, request_folder: Optional[str | Path]) -> Path:
+        if request_folder:
+            folder = Path(request_folder)
+            if not (folder / "model.json").is_file():
+                raise AnalysisError(f"{folder} is not a model folder: it needs model.json (the model card) "
+                                    "and model.safetensors")
+            return folder
+        if self.bundled_model is None or not (self.bundled_model / "model.json").is_file():
+            raise AnalysisError("The bundled model was not found"
+                                + (f" in {self.bundled_model}" if self.bundled_model else "")
+                                + "; choose a model folder.")
+        return self.bundled_model
+
+    # ------------------------------------------------------------------ runs
+    def _new_run_folder(self) -> Path:
+        self.temp_root.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f"run-{time.strftime('%Y%m%d-%H%M%S')}-{next(self._counter)}-",
+                                     dir=self.temp_root))
+
+    def _options(self, request: AnalysisRequest, model: Path, out_dir: Path) -> tuple[list[str], list[str]]:
+        device, note = dependencies.device_argument(request.device, self.device_status)
+        options = ["--out", str(out_dir), "--model", str(model), "--device", device,
+                   "--explain", request.explain, "--samples", str(int(request.samples)), "--progress", "json"]
+        if not request.report:
+            options.append("--no-report")
+        return options, [note] if note else []
+
+    def start_analysis(self, request: AnalysisRequest) -> EngineJob:
+        """Prepare the input and start ``mtl-radiomics analyze`` in the background."""
+        pet = request.pet_node
+        check = self.check_pet(pet)
+        if not check.usable:
+            raise AnalysisError(check.message)
+        if request.samples < 2:
+            raise AnalysisError("The uncertainty needs at least 2 samples.")
+        if request.explain not in ("outcome", "segmentation"):
+            raise AnalysisError(f"unknown explanation target {request.explain}")
+        model = self.model_folder(request.model_folder)
+        try:
+            location = pet_input.lesion_arguments(request.lesion_node, pet)
+        except ValueError as error:
+            raise AnalysisError(str(error)[:1].upper() + str(error)[1:] + ".") from None
+        files = pet_input.dicom_files(pet, self.dicom_lookup)
+        run_folder = self._new_run_folder()
+        try:
+            input_path = pet_input.prepare_engine_input(pet, run_folder / "input", files)
+            out_dir = run_folder / "analysis"
+            options, notes = self._options(request, model, out_dir)
+            command = engine_command(self.python, self.engine_root,
+                                     ["analyze", str(input_path), *location, *options])
+            process = EngineProcess(command, env=self.env, cwd=run_folder).start()
+        except BaseException:
+            shutil.rmtree(run_folder, ignore_errors=True)
+            raise
+        return EngineJob("analyze", process, run_folder, out_dir, input_path, pet.GetID(), model,
+                         from_dicom=bool(files), notes=notes)
+
+    def start_rescore(self, result: ResultNodes, request: Optional[AnalysisRequest] = None) -> EngineJob:
+        """Write the (edited) MTV segment on the PET grid and start ``mtl-radiomics rescore``."""
+        request = request or AnalysisRequest(result.pet)
+        mask = results.current_mask(result)
+        if not mask.any():
+            raise AnalysisError("The MTV segment is empty: draw the tumour before updating the scores.")
+        input_path = self._ensure_input(result)
+        stored = result.model_folder
+        model = self.model_folder(stored if stored and (stored / "model.json").is_file() else request.model_folder)
+        stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{next(self._counter)}"
+        reference = result.labelmap if result.labelmap is not None else result.pet
+        mask_path = scene_io.write_array_like(mask, reference, result.run_folder / f"edited-mtv-{stamp}.nrrd")
+        out_dir = result.run_folder / f"rescore-{stamp}"
+        options, notes = self._options(request, model, out_dir)
+        command = engine_command(self.python, self.engine_root,
+                                 ["rescore", str(input_path), "--mask", str(mask_path), *options])
+        process = EngineProcess(command, env=self.env, cwd=result.run_folder).start()
+        return EngineJob("rescore", process, result.run_folder, out_dir, input_path, result.pet.GetID(),
+                         model, from_dicom=result.from_dicom, result=result, notes=notes)
+
+    def _ensure_input(self, result: ResultNodes) -> Path:
+        """The PET file the result was computed from; written again when its run folder is gone
+        (a scene saved and reopened later)."""
+        if str(result.run_folder) in ("", "."):
+            result.run_folder = self._new_run_folder()
+            result.segmentation.SetAttribute(results.ATTR_RUN_FOLDER, str(result.run_folder))
+        if str(result.input_path) in ("", ".") or not result.input_path.exists():
+            files = pet_input.dicom_files(result.pet, self.dicom_lookup)
+            result.input_path = pet_input.prepare_engine_input(result.pet, result.run_folder / "input", files)
+            result.segmentation.SetAttribute(results.ATTR_INPUT, str(result.input_path))
+        result.run_folder.mkdir(parents=True, exist_ok=True)
+        return result.input_path
+
+    def poll(self, job: EngineJob) -> PollResult:
+        return job.process.poll()
+
+    def wait(self, job: EngineJob, timeout: Optional[float] = None) -> ProcessState:
+        return job.process.wait(timeout)
+
+    def cancel(self, job: EngineJob) -> None:
+        """Stop the run and remove what it wrote; the scene stays as it was."""
+        job.process.cancel()
+        if job.kind == "analyze":
+            shutil.rmtree(job.run_folder, ignore_errors=True)
+        else:
+            shutil.rmtree(job.out_dir, ignore_errors=True)
+            for partial in job.out_dir.parent.glob(f".{job.out_dir.name}.partial-*"):
+                shutil.rmtree(partial, ignore_errors=True)
+
+    def finish(self, job: EngineJob) -> ResultNodes:
+        """Import a finished run: new nodes for ``analyze``, updated scores for ``rescore``."""
+        state = job.process.poll().state
+        if state == ProcessState.RUNNING:
+            state = job.process.wait()
+        if state != ProcessState.SUCCEEDED:
+            message = job.process.error_message() or f"the engine stopped ({state.value})"
+            if job.kind == "analyze":
+                shutil.rmtree(job.run_folder, ignore_errors=True)
+            raise AnalysisError(message)
+        if not (job.out_dir / "result.json").is_file():
+            raise AnalysisError(f"the engine finished but wrote no result in {job.out_dir}")
+        if job.kind == "rescore":
+            results.update_from_rescore(job.result, job.out_dir)
+            return job.result
+        pet = self.scene.GetNodeByID(job.pet_node_id)
+        if pet is None:
+            raise AnalysisError("The PET volume was removed from the scene during the analysis.")
+        return results.import_results(self.scene, job.out_dir, pet, job.run_folder, job.input_path,
+                                      model_folder=job.model_folder, from_dicom=job.from_dicom)
+
+    def warnings(self, result: ResultNodes) -> list[str]:
+        try:
+            return list(result.result_json.get("warnings", []))
+        except (OSError, ValueError):
+            return []
+
+    # ------------------------------------------------------------------ display and metrics
+    def show_heatmap(self, result: ResultNodes, scale: str, opacity: float = results.DEFAULT_OPACITY) -> None:
+        results.show_heatmap(self.scene, result, scale, opacity)
+
+    def set_heatmap_opacity(self, opacity: float) -> None:
+        results.set_heatmap_opacity(self.scene, opacity)
+
+    def update_live_metrics(self, result: ResultNodes) -> dict[str, float]:
+        self._ensure_input(result)
+        return self.live_metrics.update(result)
+
+    def results_for(self, pet_node) -> list[ResultNodes]:
+        return results.results_for_pet(self.scene, pet_node)
+
+    # ------------------------------------------------------------------ export
+    def export(self, result: ResultNodes, folder: str | Path) -> ExportSummary:
+        """Report (PDF, HTML), result.json, a CSV of metrics and scores, and DICOM SEG for DICOM input."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        summary = ExportSummary()
+        base = _safe_name(result.pet.GetName()) + "_MTLRadiomics"
+        source = result.result_folder
+        for name, suffix in (("report.pdf", ".pdf"), ("report.html", ".html"), ("result.json", ".json")):
+            if (source / name).is_file():
+                target = folder / f"{base}_report{suffix}" if name.startswith("report") else folder / f"{base}{suffix}"
+                shutil.copyfile(source / name, target)
+                summary.files.append(target)
+        if not (source / "report.pdf").is_file():
+            summary.notes.append("This run made no PDF/HTML report (it was analysed without a report).")
+        summary.files.append(self._write_csv(result, folder / f"{base}_metrics_scores.csv"))
+        if result.from_dicom:
+            if (source / "mtv_seg.dcm").is_file():
+                target = folder / f"{base}_MTV_SEG.dcm"
+                shutil.copyfile(source / "mtv_seg.dcm", target)
+                summary.files.append(target)
+            else:
+                summary.notes.append("No DICOM SEG was written (the MTV was empty).")
+        if results.edited_since_scoring(result):
+            summary.notes.append("The MTV was edited after the last scoring: the CSV holds its current metrics, "
+                                 "but the report, result.json and DICOM SEG describe the MTV that was scored. "
+                                 "Click 'Update scores from edited MTV' and export again to include the edit.")
+        return summary
+
+    def _write_csv(self, result: ResultNodes, path: Path) -> Path:
+        metrics = results.metrics_from_table(result.metrics_table)
+        source = result.metrics_table.GetAttribute(results.ATTR_METRICS_SOURCE) or "engine"
+        with open(path, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["section", "name", "value", "sd", "samples", "unit", "mtv"])
+            for key, label, unit in results.METRIC_ROWS:
+                if key in metrics:
+                    writer.writerow(["metric", label, f"{metrics[key]:.6g}", "", "", unit, source])
+            for row in results.scores_from_table(result.scores_table):
+                writer.writerow(["score", row["score"], f"{row['mean']:.6g}", f"{row['sd']:.6g}",
+                                 row["samples"], "", row["mtv"]])
+        return path
+
+
+def _safe_name(name: str) -> str:
+    cleaned = "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip("_")
+    return cleaned or "PET"
+

@@ -1,0 +1,400 @@
+"""The engine's output folder brought into the scene, and the result nodes found again from it.
+
+One analysis becomes, in a subject hierarchy folder under the PET's study:
+- the MTV as a segmentation (segment "MTV") whose reference geometry is the PET,
+- the MTV the current scores were computed from as a labelmap volume,
+- one Grad-CAM volume per network scale, shown as a coloured foreground over the PET,
+- a table of scores with their uncertainty and a table of PET metrics.
+The segmentation node carries references to the other nodes, so a result survives saving and
+reloading the scene. No Qt import.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from MTLRadiomicsModuleLogic import scene_io
+
+SCALES = ("enc1", "enc2", "enc3", "enc4", "enc5", "dec4", "dec3", "dec2", "dec1")
+SCALE_LABELS = {"enc1": "encoder 1 (finest)", "enc2": "encoder 2", "enc3": "encoder 3", "enc4": "encoder 4",
+                "enc5": "encoder 5 (bottleneck)", "dec4": "decoder 4", "dec3": "decoder 3",
+                "dec2": "decoder 2", "dec1": "decoder 1 (finest)"}
+
+ROLE_ATTRIBUTE = "MTLRadiomics.Role"
+ROLE_MTV = "MTV"
+ATTR_RUN_FOLDER = "MTLRadiomics.RunFolder"
+ATTR_INPUT = "MTLRadiomics.Input"
+ATTR_RESULT_FOLDER = "MTLRadiomics.ResultFolder"
+ATTR_MODEL = "MTLRadiomics.Model"
+ATTR_FROM_DICOM = "MTLRadiomics.FromDicom"
+ATTR_METRICS_SOURCE = "MTLRadiomics.MetricsSource"
+REF_PET = "MTLRadiomicsPET"
+REF_LABELMAP = "MTLRadiomicsLabelmap"
+REF_SCORES = "MTLRadiomicsScores"
+REF_METRICS = "MTLRadiomicsMetrics"
+REF_HEATMAP = "MTLRadiomicsHeatmap_"
+
+HEATMAP_COLOR_TAG = "MTLRadiomicsGradCAM"
+HEATMAP_THRESHOLD = 0.2          # heat below this is transparent over the PET
+DEFAULT_OPACITY = 0.5
+
+METRIC_ROWS = (("suv_max", "SUVmax", "g/ml"), ("suv_peak", "SUVpeak", "g/ml"), ("suv_mean", "SUVmean", "g/ml"),
+               ("mtv_ml", "MTV", "ml"), ("tlg", "TLG", "g"))
+
+
+@dataclass
+class ResultNodes:
+    """The nodes of one analysis and the files behind them."""
+
+    segmentation: object
+    segment_id: str
+    pet: object
+    labelmap: object
+    heatmaps: dict[str, object]
+    scores_table: object
+    metrics_table: object
+    run_folder: Path
+    input_path: Path
+    result_folder: Path
+    model_folder: Optional[Path] = None
+    from_dicom: bool = False
+    folder_item: int = 0
+
+    @property
+    def result_json(self) -> dict:
+        return json.loads((self.result_folder / "result.json").read_text())
+
+    def node_ids(self) -> list[str]:
+        nodes = [self.segmentation, self.labelmap, self.scores_table, self.metrics_table, *self.heatmaps.values()]
+        return [n.GetID() for n in nodes if n is not None]
+
+    @classmethod
+    def from_segmentation(cls, segmentation_node) -> Optional["ResultNodes"]:
+        """The result a segmentation node belongs to (None for other segmentations)."""
+        if segmentation_node is None or segmentation_node.GetAttribute(ROLE_ATTRIBUTE) != ROLE_MTV:
+            return None
+        pet = segmentation_node.GetNodeReference(REF_PET)
+        if pet is None:
+            return None
+        heatmaps = {}
+        for scale in SCALES:
+            node = segmentation_node.GetNodeReference(REF_HEATMAP + scale)
+            if node is not None:
+                heatmaps[scale] = node
+        try:
+            segment_id = scene_io.segment_id_by_name(segmentation_node, "MTV")
+        except ValueError:
+            return None
+        model = segmentation_node.GetAttribute(ATTR_MODEL)
+        scene = segmentation_node.GetScene()
+        folder_item = 0
+        if scene is not None:
+            import slicer
+
+            sh = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
+            item = sh.GetItemByDataNode(segmentation_node) if sh else 0
+            folder_item = sh.GetItemParent(item) if item else 0
+        return cls(segmentation=segmentation_node, segment_id=segment_id, pet=pet,
+                   labelmap=segmentation_node.GetNodeReference(REF_LABELMAP), heatmaps=heatmaps,
+                   scores_table=segmentation_node.GetNodeReference(REF_SCORES),
+                   metrics_table=segmentation_node.GetNodeReference(REF_METRICS),
+                   run_folder=Path(segmentation_node.GetAttribute(ATTR_RUN_FOLDER) or ""),
+                   input_path=Path(segmentation_node.GetAttribute(ATTR_INPUT) or ""),
+                   result_folder=Path(segmentation_node.GetAttribute(ATTR_RESULT_FOLDER) or ""),
+                   model_folder=Path(model) if model else None,
+                   from_dicom=segmentation_node.GetAttribute(ATTR_FROM_DICOM) == "true",
+                   folder_item=folder_item)
+
+
+def results_for_pet(scene, pet_node) -> list[ResultNodes]:
+    """All analyses of ``pet_node`` in the scene, oldest first."""
+    found = []
+    nodes = scene.GetNodesByClass("vtkMRMLSegmentationNode")
+    for i in range(nodes.GetNumberOfItems()):
+        result = ResultNodes.from_segmentation(nodes.GetItemAsObject(i))
+        if result is not None and (pet_node is None or result.pet.GetID() == pet_node.GetID()):
+            found.append(result)
+    return found
+
+
+# --------------------------------------------------------------------------- import
+def import_results(scene, out_dir: str | Path, pet_node, run_folder: str | Path, input_path: str | Path,
+                   model_folder: Optional[str | Path] = None, from_dicom: bool = False) -> ResultNodes:
+    """Create the result nodes of a finished ``analyze`` run in ``out_dir``. Always new nodes: an
+    earlier (possibly edited) result is never touched."""
+    import slicer
+
+    out_dir = Path(out_dir)
+    result = json.loads((out_dir / "result.json").read_text())
+    scene_io.ensure_segmentation_converters()
+    number = len(results_for_pet(scene, pet_node)) + 1
+    base = f"{pet_node.GetName()} MTLRadiomics {number}"
+    transform_id = pet_node.GetTransformNodeID()
+
+    segmentation = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", f"{base} MTV")
+    scene_io.read_segmentation(out_dir / "segmentation.seg.nrrd", segmentation)
+    segmentation.SetName(f"{base} MTV")
+    segmentation.SetReferenceImageGeometryParameterFromVolumeNode(pet_node)
+    segmentation.CreateDefaultDisplayNodes()
+    segment_id = scene_io.segment_id_by_name(segmentation, "MTV")
+
+    labelmap = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", f"{base} MTV labelmap")
+    scene_io.read_volume(out_dir / "mtv.nii.gz", labelmap)
+    labelmap.CreateDefaultDisplayNodes()
+
+    heatmaps = {}
+    color_node = heatmap_color_node(scene)
+    for scale in result.get("explanation", {}).get("scales", SCALES):
+        path = out_dir / f"gradcam_{scale}.nrrd"
+        if not path.exists():
+            continue
+        node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", f"{base} Grad-CAM {scale}")
+        scene_io.read_volume(path, node)
+        node.SetAttribute("MTLRadiomics.Scale", scale)
+        setup_heatmap_display(node, color_node)
+        heatmaps[scale] = node
+
+    scores_table = scene.AddNewNodeByClass("vtkMRMLTableNode", f"{base} scores")
+    fill_scores_table(scores_table, result["scores"])
+    metrics_table = scene.AddNewNodeByClass("vtkMRMLTableNode", f"{base} PET metrics")
+    fill_metrics_table(metrics_table, result["metrics"], source="engine")
+
+    nodes = [segmentation, labelmap, *heatmaps.values(), scores_table, metrics_table]
+    if transform_id:
+        for node in nodes:
+            if hasattr(node, "SetAndObserveTransformNodeID"):
+                node.SetAndObserveTransformNodeID(transform_id)
+
+    segmentation.SetAttribute(ROLE_ATTRIBUTE, ROLE_MTV)
+    segmentation.SetAttribute(ATTR_RUN_FOLDER, str(run_folder))
+    segmentation.SetAttribute(ATTR_INPUT, str(input_path))
+    segmentation.SetAttribute(ATTR_RESULT_FOLDER, str(out_dir))
+    segmentation.SetAttribute(ATTR_FROM_DICOM, "true" if from_dicom else "false")
+    if model_folder:
+        segmentation.SetAttribute(ATTR_MODEL, str(model_folder))
+    segmentation.SetNodeReferenceID(REF_PET, pet_node.GetID())
+    segmentation.SetNodeReferenceID(REF_LABELMAP, labelmap.GetID())
+    segmentation.SetNodeReferenceID(REF_SCORES, scores_table.GetID())
+    segmentation.SetNodeReferenceID(REF_METRICS, metrics_table.GetID())
+    for scale, node in heatmaps.items():
+        segmentation.SetNodeReferenceID(REF_HEATMAP + scale, node.GetID())
+
+    sh = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
+    folder_item = _result_folder_item(sh, pet_node, base)
+    for node in nodes:
+        _place(sh, node, folder_item)
+
+    return ResultNodes(segmentation=segmentation, segment_id=segment_id, pet=pet_node, labelmap=labelmap,
+                       heatmaps=heatmaps, scores_table=scores_table, metrics_table=metrics_table,
+                       run_folder=Path(run_folder), input_path=Path(input_path), result_folder=out_dir,
+                       model_folder=Path(model_folder) if model_folder else None, from_dicom=from_dicom,
+                       folder_item=folder_item)
+
+
+def update_from_rescore(result: ResultNodes, out_dir: str | Path) -> dict:
+    """Bring a finished ``rescore`` run into an existing result: scores, metrics, the scored MTV
+    labelmap and the heatmaps. The (edited) segmentation is left exactly as it is."""
+    out_dir = Path(out_dir)
+    data = json.loads((out_dir / "result.json").read_text())
+    fill_scores_table(result.scores_table, data["scores"])
+    fill_metrics_table(result.metrics_table, data["metrics"], source="engine")
+    if result.labelmap is not None and (out_dir / "mtv.nii.gz").exists():
+        scene_io.read_volume(out_dir / "mtv.nii.gz", result.labelmap)
+    for scale, node in result.heatmaps.items():
+        path = out_dir / f"gradcam_{scale}.nrrd"
+        if path.exists():
+            scene_io.read_volume(path, node)
+    result.segmentation.SetAttribute(ATTR_RESULT_FOLDER, str(out_dir))
+    result.result_folder = out_dir
+    return data
+
+
+def _result_folder_item(sh, pet_node, name: str) -> int:
+    """A new subject hierarchy folder beside the PET: under its study when it has one."""
+    pet_item = sh.GetItemByDataNode(pet_node)
+    if not pet_item:
+        pet_item = sh.CreateItem(sh.GetSceneItemID(), pet_node)
+    parent = sh.GetItemParent(pet_item) or sh.GetSceneItemID()
+    return sh.CreateFolderItem(parent, name)
+
+
+def _place(sh, node, parent_item: int) -> None:
+    item = sh.GetItemByDataNode(node)
+    if item:
+        sh.SetItemParent(item, parent_item)
+    else:
+        sh.CreateItem(parent_item, node)
+
+
+# --------------------------------------------------------------------------- tables
+def _string_column(name: str, values: list[str]):
+    import vtk
+
+    column = vtk.vtkStringArray()
+    column.SetName(name)
+    for value in values:
+        column.InsertNextValue(str(value))
+    return column
+
+
+def _double_column(name: str, values: list[float]):
+    import vtk
+
+    column = vtk.vtkDoubleArray()
+    column.SetName(name)
+    for value in values:
+        column.InsertNextValue(float(value))
+    return column
+
+
+def _int_column(name: str, values: list[int]):
+    import vtk
+
+    column = vtk.vtkIntArray()
+    column.SetName(name)
+    for value in values:
+        column.InsertNextValue(int(value))
+    return column
+
+
+def _replace_columns(table_node, columns) -> None:
+    table = table_node.GetTable()
+    while table.GetNumberOfColumns():
+        table.RemoveColumn(0)
+    for column in columns:
+        table.AddColumn(column)
+        table_node.SetColumnTitle(column.GetName(), column.GetName())
+    table_node.SetUseColumnTitleAsColumnHeader(True)
+    table_node.Modified()
+
+
+def outcome_label(kind: str) -> str:
+    return "Response probability" if kind == "binary" else "Survival risk (log relative hazard)"
+
+
+def fill_scores_table(table_node, scores: dict) -> None:
+    """Rows: the outcome score, then one probability per pathology class; mean, SD, samples."""
+    rows = [(outcome_label(scores.get("outcome_kind", "binary")), scores["outcome"])]
+    rows += [(f"P({name})", estimate) for name, estimate in scores.get("pathology", {}).items()]
+    source = scores.get("mask_source", "predicted")
+    _replace_columns(table_node, [
+        _string_column("Score", [name for name, _ in rows]),
+        _string_column("Value", [f"{e['mean']:.3f} ± {e['sd']:.3f}" for _, e in rows]),
+        _double_column("Mean", [e["mean"] for _, e in rows]),
+        _double_column("SD", [e["sd"] for _, e in rows]),
+        _int_column("Samples", [e.get("samples", 0) for _, e in rows]),
+        _string_column("MTV", [source] * len(rows)),
+    ])
+    table_node.SetColumnDescription("Value", "mean ± standard deviation over the uncertainty samples")
+    table_node.SetColumnDescription("MTV", "scored with the predicted or the physician-edited MTV")
+    table_node.SetAttribute("MTLRadiomics.MaskSource", source)
+
+
+def fill_metrics_table(table_node, metrics: dict, source: str) -> None:
+    """Rows SUVmax, SUVpeak, SUVmean, MTV, TLG with units; ``source`` 'engine' or 'live'."""
+    _replace_columns(table_node, [
+        _string_column("Metric", [label for _, label, _ in METRIC_ROWS]),
+        _double_column("Value", [metrics[key] for key, _, _ in METRIC_ROWS]),
+        _string_column("Unit", [unit for _, _, unit in METRIC_ROWS]),
+    ])
+    table_node.SetColumnDescription("Value", "SUVpeak: highest mean SUV in a 1 ml sphere; TLG = SUVmean x MTV")
+    table_node.SetAttribute(ATTR_METRICS_SOURCE, source)
+    table_node.SetAttribute("MTLRadiomics.Voxels", str(int(metrics.get("voxels", 0))))
+
+
+def metrics_from_table(table_node) -> dict[str, float]:
+    table = table_node.GetTable()
+    names = table.GetColumnByName("Metric")
+    values = table.GetColumnByName("Value")
+    by_label = {names.GetValue(i): values.GetValue(i) for i in range(table.GetNumberOfRows())}
+    return {key: float(by_label[label]) for key, label, _ in METRIC_ROWS if label in by_label}
+
+
+def scores_from_table(table_node) -> list[dict]:
+    table = table_node.GetTable()
+    columns = {table.GetColumnName(c): table.GetColumn(c) for c in range(table.GetNumberOfColumns())}
+    rows = []
+    for i in range(table.GetNumberOfRows()):
+        rows.append({"score": columns["Score"].GetValue(i), "mean": float(columns["Mean"].GetValue(i)),
+                     "sd": float(columns["SD"].GetValue(i)), "samples": int(columns["Samples"].GetValue(i)),
+                     "mtv": columns["MTV"].GetValue(i)})
+    return rows
+
+
+# --------------------------------------------------------------------------- heatmap display
+def heatmap_color_node(scene):
+    """The module's Grad-CAM colour map (blue, cyan, green, yellow, red over 0-1), one per scene."""
+    import slicer
+
+    node = scene.GetSingletonNode(HEATMAP_COLOR_TAG, "vtkMRMLProceduralColorNode")
+    if node is not None:
+        return node
+    node = slicer.vtkMRMLProceduralColorNode()
+    node.SetName("MTLRadiomics Grad-CAM")
+    node.SetSingletonTag(HEATMAP_COLOR_TAG)
+    node.SetAttribute("Category", "MTLRadiomics")
+    function = node.GetColorTransferFunction()
+    function.RemoveAllPoints()
+    for value, rgb in ((0.0, (0.0, 0.0, 1.0)), (0.25, (0.0, 1.0, 1.0)), (0.5, (0.0, 1.0, 0.0)),
+                       (0.75, (1.0, 1.0, 0.0)), (1.0, (1.0, 0.0, 0.0))):
+        function.AddRGBPoint(value, *rgb)
+    scene.AddNode(node)
+    return scene.GetSingletonNode(HEATMAP_COLOR_TAG, "vtkMRMLProceduralColorNode") or node
+
+
+def setup_heatmap_display(heatmap_node, color_node) -> None:
+    """Colour map over 0-1; values below HEATMAP_THRESHOLD transparent so the PET shows through."""
+    if heatmap_node.GetDisplayNode() is None:
+        heatmap_node.CreateDefaultDisplayNodes()
+    display = heatmap_node.GetDisplayNode()
+    display.SetAndObserveColorNodeID(color_node.GetID())
+    display.AutoWindowLevelOff()
+    display.SetWindowLevelMinMax(0.0, 1.0)
+    display.AutoThresholdOff()
+    display.SetLowerThreshold(HEATMAP_THRESHOLD)
+    display.SetUpperThreshold(1.0)
+    display.ApplyThresholdOn()
+    display.SetInterpolate(True)
+
+
+def show_heatmap(scene, result: ResultNodes, scale: str, opacity: float = DEFAULT_OPACITY) -> None:
+    """The PET as background and the heatmap of ``scale`` as foreground in every slice view."""
+    node = result.heatmaps.get(scale)
+    if node is None:
+        raise ValueError(f"this result has no heatmap for the scale {scale}")
+    composites = scene.GetNodesByClass("vtkMRMLSliceCompositeNode")
+    for i in range(composites.GetNumberOfItems()):
+        composite = composites.GetItemAsObject(i)
+        composite.SetBackgroundVolumeID(result.pet.GetID())
+        composite.SetForegroundVolumeID(node.GetID())
+        composite.SetForegroundOpacity(float(min(max(opacity, 0.0), 1.0)))
+
+
+def set_heatmap_opacity(scene, opacity: float) -> None:
+    composites = scene.GetNodesByClass("vtkMRMLSliceCompositeNode")
+    for i in range(composites.GetNumberOfItems()):
+        composites.GetItemAsObject(i).SetForegroundOpacity(float(min(max(opacity, 0.0), 1.0)))
+
+
+def scored_mask(result: ResultNodes) -> Optional[np.ndarray]:
+    """The MTV the current scores were computed from (the labelmap), or None."""
+    if result.labelmap is None or result.labelmap.GetImageData() is None:
+        return None
+    return (scene_io.array_from_volume(result.labelmap) > 0).astype(np.uint8)
+
+
+def current_mask(result: ResultNodes) -> np.ndarray:
+    """The MTV segment now (after any edits), on the engine's grid."""
+    reference = result.labelmap if result.labelmap is not None else result.pet
+    return scene_io.segment_array(result.segmentation, result.segment_id, reference)
+
+
+def edited_since_scoring(result: ResultNodes) -> bool:
+    scored = scored_mask(result)
+    return scored is None or not np.array_equal(scored, current_mask(result))
+
