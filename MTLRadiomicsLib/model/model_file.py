@@ -55,6 +55,7 @@ def save_model(network: MultiTaskNet, card: ModelCard, folder: str | Path) -> Pa
     with tempfile.NamedTemporaryFile(dir=folder, suffix=".tmp", delete=False) as handle:
         tmp_weights = Path(handle.name)
     save_file(state, str(tmp_weights), metadata={"format": "pt", "name": card.name})
+    os.chmod(tmp_weights, 0o644)
     os.replace(tmp_weights, weights)
     card.architecture = network.config.to_dict()
     card.weights_sha256 = sha256_of(weights)
