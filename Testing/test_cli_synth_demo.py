@@ -58,20 +58,23 @@ def test_synth_bad_options(tmp_path):
     assert not (tmp_path / "x").exists()
 
 
-def test_demo_writes_sample_and_summary_and_replaces_only_its_own_output(tmp_path):
+def test_demo_analyses_the_sample_and_replaces_only_its_own_output(tmp_path):
     out = tmp_path / "demo"
-    process = run_cli("demo", "--out", out)
+    process = run_cli("demo", "--out", out, "--progress", "none")
     assert process.returncode == 0, process.stderr
-    assert "summary.png" in process.stdout
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["pet"]["size_xyz"][2] > 200
-    metrics = summary["ground_truth_mtv_metrics"]
+    assert "report.pdf" in process.stdout
+    summary = json.loads((out / "demo_summary.json").read_text())
+    assert summary["dice_predicted_vs_truth"] > 0.5
+    assert summary["metrics_truth"]["mtv_ml"] > 0
+    result = json.loads((out / "analysis" / "result.json").read_text())
+    assert result["location"]["method"] == "automatic"
+    metrics = result["metrics"]
     assert metrics["suv_max"] >= metrics["suv_peak"] >= metrics["suv_mean"] > 0
     assert abs(metrics["tlg"] - metrics["suv_mean"] * metrics["mtv_ml"]) < 1e-6 * metrics["tlg"] + 1e-9
-    assert (out / "summary.png").stat().st_size > 20_000
-    first = (out / "sample_pet.nii.gz").read_bytes()
-    assert run_cli("demo", "--out", out).returncode == 0          # its own output: replaced
-    assert (out / "sample_pet.nii.gz").read_bytes() == first      # deterministic
+    assert (out / "analysis" / "report.pdf").stat().st_size > 20_000
+    first = (out / "sample" / "sample_pet.nii.gz").read_bytes()
+    assert run_cli("demo", "--out", out, "--progress", "none").returncode == 0   # its own output: replaced
+    assert (out / "sample" / "sample_pet.nii.gz").read_bytes() == first         # deterministic
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("keep me")
