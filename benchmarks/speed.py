@@ -448,7 +448,7 @@ def training_speed(config_name: str, cohort: Path, steps: int, device: torch.dev
     amp_dtype = autocast_dtype(device, amp and tc.amp)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
     iterator = iter(loader)
-    data_s, model_s, samples = 0.0, 0.0, 0
+    data_times, model_times = [], []
     for step in range(steps + 1):
         t0 = time.perf_counter()
         try:
@@ -470,15 +470,16 @@ def training_speed(config_name: str, cohort: Path, steps: int, device: torch.dev
         t2 = time.perf_counter()
         if step == 0:
             continue
-        data_s += t1 - t0
-        model_s += t2 - t1
-        samples += batch["image"].shape[0]
+        data_times.append(t1 - t0)
+        model_times.append(t2 - t1)
+    data_s, model_s = statistics.median(data_times), statistics.median(model_times)
     return {"config": f"training/configs/{config_name}.yaml", "preset": config.model.name, "device": str(device),
             "precision": "fp32" if amp_dtype is None else str(amp_dtype).replace("torch.", ""),
             "crop": list(config.preprocessing.crop_size), "spacing_mm": list(config.preprocessing.spacing_mm),
             "batch": tc.batch_size, "steps": steps, "cases_cached": len(records), "cache_s": cache_s,
-            "samples_per_s": samples / (data_s + model_s), "model_busy_share": model_s / (data_s + model_s),
-            "data_s_per_step": data_s / steps, "model_s_per_step": model_s / steps,
+            "samples_per_s": tc.batch_size / (data_s + model_s), "model_busy_share": model_s / (data_s + model_s),
+            "data_s_per_step": data_s, "model_s_per_step": model_s,
+            "data_s_steps": data_times, "model_s_steps": model_times,
             "loss_finite": bool(torch.isfinite(total.detach()).item())}
 
 
@@ -533,7 +534,7 @@ def throughput_markdown(rows: list[dict]) -> str:
 def training_markdown(rows: list[dict]) -> str:
     lines = ["**5. Training** (the trainer's data pipeline: cached loading, random crops, flips, intensity "
              "scaling and noise, `DataLoader` with the configuration's workers; model step = forward, loss, "
-             "backward, Adam step; the first step is not counted):", "",
+             "backward, Adam step; the first step is not counted; medians per step):", "",
              "| configuration | device | precision | crop | batch | steps | cache fill (s) | samples/s | "
              "model busy | data s/step | model s/step |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
