@@ -76,9 +76,15 @@ def analyze(pet_path: str | Path, out_dir: str | Path, options: Optional[Analysi
             edited_mask: Optional[str | Path] = None) -> AnalysisResult:
     """Analyse one PET scan and write all outputs to ``out_dir``; with ``edited_mask`` (re-scoring)
     the given MTV replaces the predicted one for metrics and outcome scores."""
-    options = options or AnalysisOptions()
     progress = progress or Progress("none")
-    out_dir = Path(out_dir)
+    try:
+        return _analyze(pet_path, Path(out_dir), options or AnalysisOptions(), progress, overwrite, edited_mask)
+    finally:
+        progress.close()        # a bar left open would garble the error line that follows
+
+
+def _analyze(pet_path: str | Path, out_dir: Path, options: AnalysisOptions, progress: Progress,
+             overwrite: bool, edited_mask: Optional[str | Path]) -> AnalysisResult:
     check_output_dir(out_dir, overwrite)
     clock = Stopwatch()
     warnings: list[str] = []
