@@ -39,3 +39,18 @@ def sts001_pet(sts001_dir: Path):
     from MTLRadiomicsLib import load_pet
 
     return load_pet(sts001_dir / "dicom")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A tiny model with random weights (fixed seed) in a model folder: fast engine runs in tests."""
+    import torch
+
+    from MTLRadiomicsLib.model import ModelCard, MultiTaskNet, Preprocessing, named_config, save_model
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("model") / "tiny"
+    card = ModelCard(name="tiny-random", architecture={}, intended_use="Test model with random weights.",
+                     preprocessing=Preprocessing(spacing_mm=(3.0, 3.0, 3.0), crop_size=(32, 32, 32)))
+    save_model(MultiTaskNet(named_config("tiny")), card, folder)
+    return folder

@@ -19,20 +19,9 @@ from MTLRadiomicsLib import load_pet
 from MTLRadiomicsLib.analysis.engine import analyze
 from MTLRadiomicsLib.analysis.options import AnalysisOptions
 from MTLRadiomicsLib.analysis.outputs import read_seg_nrrd
-from MTLRadiomicsLib.model import ModelCard, MultiTaskNet, Preprocessing, named_config, save_model
 from MTLRadiomicsLib.pet_metrics import compute_metrics
 
 SCALES = ["enc1", "enc2", "enc3", "enc4", "enc5", "dec4", "dec3", "dec2", "dec1"]
-
-
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("model") / "tiny"
-    card = ModelCard(name="tiny-random", architecture={}, intended_use="Test model with random weights.",
-                     preprocessing=Preprocessing(spacing_mm=(3.0, 3.0, 3.0), crop_size=(32, 32, 32)))
-    save_model(MultiTaskNet(named_config("tiny")), card, folder)
-    return folder
 
 
 @pytest.fixture(scope="session")

@@ -44,19 +44,6 @@ ENGINE_TIMEOUT_S = 300
 
 # --------------------------------------------------------------------------- fixtures
 @pytest.fixture(scope="session")
-def slicer_tiny_model(tmp_path_factory) -> Path:
-    import torch
-    from MTLRadiomicsLib.model import ModelCard, MultiTaskNet, Preprocessing, named_config, save_model
-
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("slicer_model") / "tiny"
-    card = ModelCard(name="tiny-random", architecture={}, intended_use="Test model with random weights.",
-                     preprocessing=Preprocessing(spacing_mm=(3.0, 3.0, 3.0), crop_size=(32, 32, 32)))
-    save_model(MultiTaskNet(named_config("tiny")), card, folder)
-    return folder
-
-
-@pytest.fixture(scope="session")
 def sample(tmp_path_factory) -> sample_data.SamplePet:
     return sample_data.ensure_sample_pet(tmp_path_factory.mktemp("sample_cache"))
 
@@ -113,7 +100,7 @@ def gtv_point_ras(sts001_dir: Path) -> tuple[float, float, float]:
 
 # --------------------------------------------------------------------------- real scan, as DICOM
 @pytest.fixture(scope="module")
-def sts_analysis(sts001_dir, sts001_pet, slicer_tiny_model, tmp_path_factory):
+def sts_analysis(sts001_dir, sts001_pet, tiny_model, tmp_path_factory):
     """STS_001 in a scene as Slicer's DICOM loader gives it (Bq/ml voxels, instance UIDs, under its
     patient and study), analysed with a point in the GTV."""
     import pydicom
@@ -132,7 +119,7 @@ def sts_analysis(sts001_dir, sts001_pet, slicer_tiny_model, tmp_path_factory):
     point.AddControlPoint(*gtv_point_ras(sts001_dir))
 
     tmp = tmp_path_factory.mktemp("sts_analysis")
-    logic = make_logic(scene, tmp, slicer_tiny_model, lookup.get)
+    logic = make_logic(scene, tmp, tiny_model, lookup.get)
     before = node_ids(scene)
     job = logic.start_analysis(AnalysisRequest(node, point, device="cpu", samples=2, report=False))
     assert node_ids(scene) == before                       # starting a run adds nothing
@@ -405,13 +392,13 @@ def test_a_saved_scene_finds_its_result_again_without_the_run_folder(sts_analysi
 
 
 # --------------------------------------------------------------------------- cancel
-def test_cancel_kills_the_engine_and_leaves_the_scene_unchanged(sample, slicer_tiny_model, tmp_path):
+def test_cancel_kills_the_engine_and_leaves_the_scene_unchanged(sample, tiny_model, tmp_path):
     scene = new_scene()
     pet = load_pet(sample.path)
     node = scene_io.add_pet_volume_node(scene, pet, "Sample")
     point = scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "Lesion")
     point.AddControlPoint(*sample.lesion_ras)
-    logic = make_logic(scene, tmp_path, slicer_tiny_model)
+    logic = make_logic(scene, tmp_path, tiny_model)
     before = node_ids(scene)
     job = logic.start_analysis(AnalysisRequest(node, point, device="cpu", samples=2, report=False))
     pid = job.process.pid

@@ -232,34 +232,26 @@ def _place(sh, node, parent_item: int) -> None:
 
 
 # --------------------------------------------------------------------------- tables
-def _string_column(name: str, values: list[str]):
+def _column(array_class: str, name: str, values, cast):
     import vtk
 
-    column = vtk.vtkStringArray()
+    column = getattr(vtk, array_class)()
     column.SetName(name)
     for value in values:
-        column.InsertNextValue(str(value))
+        column.InsertNextValue(cast(value))
     return column
+
+
+def _string_column(name: str, values: list[str]):
+    return _column("vtkStringArray", name, values, str)
 
 
 def _double_column(name: str, values: list[float]):
-    import vtk
-
-    column = vtk.vtkDoubleArray()
-    column.SetName(name)
-    for value in values:
-        column.InsertNextValue(float(value))
-    return column
+    return _column("vtkDoubleArray", name, values, float)
 
 
 def _int_column(name: str, values: list[int]):
-    import vtk
-
-    column = vtk.vtkIntArray()
-    column.SetName(name)
-    for value in values:
-        column.InsertNextValue(int(value))
-    return column
+    return _column("vtkIntArray", name, values, int)
 
 
 def _replace_columns(table_node, columns) -> None:
