@@ -578,7 +578,7 @@ class MTLRadiomicsTest(ScriptedLoadableModuleTest):
 
     def test_analyze_edit_rescore_export(self):
         import numpy as np
-        from MTLRadiomicsLib.pet_metrics import compute_metrics
+        from MTLRadiomicsLib.mtv.pet_metrics import compute_metrics
 
         self.delayDisplay("Loading the synthetic sample PET")
         pet, point = self._sampleAndPoint()

@@ -19,7 +19,7 @@ from MTLRadiomicsLib import load_pet
 from MTLRadiomicsLib.analysis.engine import analyze
 from MTLRadiomicsLib.analysis.options import AnalysisOptions
 from MTLRadiomicsLib.analysis.outputs import read_seg_nrrd
-from MTLRadiomicsLib.pet_metrics import compute_metrics
+from MTLRadiomicsLib.mtv.pet_metrics import compute_metrics
 
 SCALES = ["enc1", "enc2", "enc3", "enc4", "enc5", "dec4", "dec3", "dec2", "dec1"]
 

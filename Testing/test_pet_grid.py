@@ -8,7 +8,7 @@ import SimpleITK as sitk
 
 from MTLRadiomicsLib import PetVolume
 from MTLRadiomicsLib.analysis.pet_grid import crop_to_pet, largest_component_near
-from MTLRadiomicsLib.preprocessing import crop_reference
+from MTLRadiomicsLib.model.preprocessing import crop_reference
 
 
 @pytest.mark.parametrize("direction, center", [

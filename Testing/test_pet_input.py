@@ -12,7 +12,7 @@ import SimpleITK as sitk
 
 from MTLRadiomicsLib import PetVolume, load_pet
 from MTLRadiomicsLib.errors import PetInputError
-from MTLRadiomicsLib.suv import SuvOverrides
+from MTLRadiomicsLib.pet_input.suv import SuvOverrides
 
 
 def pet_like(shape=(20, 24, 28), seed=0) -> np.ndarray:

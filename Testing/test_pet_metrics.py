@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from MTLRadiomicsLib.pet_metrics import compute_metrics, sphere_kernel
+from MTLRadiomicsLib.mtv.pet_metrics import compute_metrics, sphere_kernel
 
 
 @pytest.mark.parametrize("spacing", [(2.0, 2.0, 2.0), (4.0, 4.0, 3.0), (4.6875, 4.6875, 3.27)])

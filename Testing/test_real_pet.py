@@ -8,8 +8,8 @@ import pytest
 import SimpleITK as sitk
 
 from MTLRadiomicsLib import load_pet
-from MTLRadiomicsLib.masks import load_mask
-from MTLRadiomicsLib.pet_metrics import compute_metrics
+from MTLRadiomicsLib.pet_input.masks import load_mask
+from MTLRadiomicsLib.mtv.pet_metrics import compute_metrics
 
 TOLERANCE = 0.005
 
@@ -72,7 +72,7 @@ def test_sts001_reference_nifti_mask_loads_on_grid(sts001_dir, sts001_pet):
 
 
 def test_sts001_dicom_seg_round_trip(tmp_path, sts001_dir, sts001_pet):
-    from MTLRadiomicsLib.dicom_seg import write_dicom_seg
+    from MTLRadiomicsLib.pet_input.dicom_seg import write_dicom_seg
 
     mask = load_mask(sts001_dir / "rtstruct" / "1-1.dcm", sts001_pet)
     seg_path = write_dicom_seg(mask, sts001_pet, tmp_path / "mtv.seg.dcm")

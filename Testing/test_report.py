@@ -11,7 +11,7 @@ import pytest
 
 from MTLRadiomicsLib.analysis.report import write_report
 from MTLRadiomicsLib.analysis.result import AnalysisResult, Estimate, Location, Scores
-from MTLRadiomicsLib.pet_metrics import compute_metrics
+from MTLRadiomicsLib.mtv.pet_metrics import compute_metrics
 from MTLRadiomicsLib.synth.cases import wholebody_case
 
 SCALES = ("enc1", "enc2", "enc3", "enc4", "enc5", "dec4", "dec3", "dec2", "dec1")
@@ -206,7 +206,7 @@ def test_views_follow_lps_whatever_the_storage_order(case):
     import SimpleITK as sitk
 
     from MTLRadiomicsLib.analysis.report_figures import prepare_views
-    from MTLRadiomicsLib.pet_volume import PetVolume
+    from MTLRadiomicsLib.pet_input.pet_volume import PetVolume
 
     def flipped(array):
         image = case.pet.copy_geometry_to(sitk.GetImageFromArray(array))

@@ -37,7 +37,7 @@ from MTLRadiomicsModuleLogic.engine_process import (engine_command, process_aliv
 
 from MTLRadiomicsLib import load_pet  # noqa: E402
 from MTLRadiomicsLib.analysis.outputs import read_seg_nrrd  # noqa: E402
-from MTLRadiomicsLib.pet_metrics import compute_metrics  # noqa: E402
+from MTLRadiomicsLib.mtv.pet_metrics import compute_metrics  # noqa: E402
 
 ENGINE_TIMEOUT_S = 300
 

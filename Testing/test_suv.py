@@ -9,7 +9,7 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
 from MTLRadiomicsLib.errors import PetInputError
-from MTLRadiomicsLib.suv import (PHILIPS_SUV_SCALE_TAG, SuvOverrides, parse_dicom_datetime,
+from MTLRadiomicsLib.pet_input.suv import (PHILIPS_SUV_SCALE_TAG, SuvOverrides, parse_dicom_datetime,
                                  parse_dicom_time, parse_user_time, suv_conversion_from_dicom,
                                  suv_conversion_from_values)
 

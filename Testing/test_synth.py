@@ -14,7 +14,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from MTLRadiomicsLib.errors import MTLRadiomicsError
-from MTLRadiomicsLib.pet_volume import PetVolume
+from MTLRadiomicsLib.pet_input.pet_volume import PetVolume
 from MTLRadiomicsLib.synth import (MANIFEST_COLUMNS, ORGAN_LABELS, generate_cohort,
                                    lesion_crop_case, organ_labels, sample_patient,
                                    wholebody_case, write_pet_dicom)
@@ -323,7 +323,7 @@ def test_cohort_is_reproducible_and_checks_options(tmp_path, cohort):
 
 
 def test_cohort_with_dicom_series(tmp_path):
-    from MTLRadiomicsLib.pet_io import load_pet
+    from MTLRadiomicsLib.pet_input.reading import load_pet
 
     manifest = generate_cohort(tmp_path, n_cases=2, seed=1, dicom=True, progress=False)
     with manifest.open() as handle:
@@ -371,7 +371,7 @@ def assert_same_pet(loaded: PetVolume, original: PetVolume) -> None:
 
 @pytest.mark.parametrize("variant", list(DICOM_VARIANTS))
 def test_dicom_round_trip(tmp_path, dicom_crop, variant):
-    from MTLRadiomicsLib.pet_io import load_pet
+    from MTLRadiomicsLib.pet_input.reading import load_pet
 
     options = DICOM_VARIANTS[variant]
     files = write_pet_dicom(dicom_crop.pet, tmp_path / "series", weight_kg=81.5,
@@ -400,7 +400,7 @@ def test_dicom_round_trip(tmp_path, dicom_crop, variant):
 def test_dicom_midnight_crossing_with_start_time_only(tmp_path, dicom_crop):
     """Without RadiopharmaceuticalStartDateTime the reader must put the injection on the day
     before the series."""
-    from MTLRadiomicsLib.pet_io import load_pet
+    from MTLRadiomicsLib.pet_input.reading import load_pet
 
     options = DICOM_VARIANTS["bqml-start-midnight"]
     files = write_pet_dicom(dicom_crop.pet, tmp_path, **options)
@@ -414,7 +414,7 @@ def test_dicom_midnight_crossing_with_start_time_only(tmp_path, dicom_crop):
 
 
 def test_dicom_keeps_an_oblique_geometry(tmp_path):
-    from MTLRadiomicsLib.pet_io import load_pet
+    from MTLRadiomicsLib.pet_input.reading import load_pet
 
     rng = np.random.default_rng(0)
     suv = rng.uniform(0.6, 9.0, size=(6, 10, 12)).astype(np.float32)

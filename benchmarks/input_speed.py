@@ -29,7 +29,7 @@ def timed(fn: Callable[[], object], repeats: int) -> float:
 
 def main() -> int:
     from MTLRadiomicsLib import load_pet
-    from MTLRadiomicsLib.masks import load_mask
+    from MTLRadiomicsLib.pet_input.masks import load_mask
     from MTLRadiomicsLib.synth import generate_cohort, lesion_crop_case, wholebody_case
 
     rows = []

@@ -4,7 +4,7 @@ The MTV is found the way a reader finds it on a workstation: a box drawn around 
 the bounding box of the manifest's mask with a 10 mm margin), SUVmax of the lesion, every voxel of
 the box at or above 40 % of it, and the 26-connected region that holds SUVmax. Its features:
 
-- PET metrics from the engine (`MTLRadiomicsLib.pet_metrics`): SUVmax, SUVpeak, SUVmean, MTV, TLG;
+- PET metrics from the engine (`MTLRadiomicsLib.mtv.pet_metrics`): SUVmax, SUVpeak, SUVmean, MTV, TLG;
 - first-order statistics of the SUVs inside: standard deviation, coefficient of variation,
   skewness, kurtosis, histogram entropy (bins of 0.25 SUV);
 - shape: surface area (marching cubes, scikit-image), sphericity, surface-to-volume ratio;
@@ -29,7 +29,7 @@ import SimpleITK as sitk
 import torch
 from scipy import ndimage, stats
 
-from MTLRadiomicsLib.pet_metrics import compute_metrics
+from MTLRadiomicsLib.mtv.pet_metrics import compute_metrics
 
 MTV_FRACTION = 0.4
 BOX_MARGIN_MM = 10.0

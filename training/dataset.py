@@ -17,9 +17,9 @@ from monai.transforms import (CenterSpatialCropd, Compose, MapTransform, RandFli
                               RandGaussianNoised, RandScaleIntensityd, RandSpatialCropd, Transform)
 
 from MTLRadiomicsLib import load_pet
-from MTLRadiomicsLib.masks import load_mask
+from MTLRadiomicsLib.pet_input.masks import load_mask
 from MTLRadiomicsLib.model.model_card import Preprocessing
-from MTLRadiomicsLib.preprocessing import extract_crop, hottest_point_lps, mask_center_lps, normalise_suv
+from MTLRadiomicsLib.model.preprocessing import extract_crop, hottest_point_lps, mask_center_lps, normalise_suv
 from training.manifest import CaseRecord
 
 SHIFT_MARGIN = 4        # voxels loaded beyond the crop on each side, for random shifts

@@ -45,7 +45,7 @@ class LiveMetrics:
         return self._cache[key]
 
     def compute(self, result: results_module.ResultNodes, mask: Optional[np.ndarray] = None) -> dict[str, float]:
-        from MTLRadiomicsLib.pet_metrics import compute_metrics
+        from MTLRadiomicsLib.mtv.pet_metrics import compute_metrics
 
         suv, spacing = self.suv(result)
         if mask is None:

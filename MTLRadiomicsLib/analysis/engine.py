@@ -27,13 +27,13 @@ from MTLRadiomicsLib.analysis.pet_grid import crop_to_pet, largest_component_nea
 from MTLRadiomicsLib.analysis.progress import Progress
 from MTLRadiomicsLib.analysis.result import AnalysisResult, Estimate, Location, Scores
 from MTLRadiomicsLib.errors import MTLRadiomicsError, ModelFileError
-from MTLRadiomicsLib.masks import load_mask
+from MTLRadiomicsLib.pet_input.masks import load_mask
 from MTLRadiomicsLib.model.model_file import LoadedModel, load_model
 from MTLRadiomicsLib.output_dir import atomic_output_dir, check_output_dir
-from MTLRadiomicsLib.pet_io import load_pet
-from MTLRadiomicsLib.pet_metrics import compute_metrics
-from MTLRadiomicsLib.pet_volume import PetVolume
-from MTLRadiomicsLib.preprocessing import mask_center_lps
+from MTLRadiomicsLib.pet_input.reading import load_pet
+from MTLRadiomicsLib.mtv.pet_metrics import compute_metrics
+from MTLRadiomicsLib.pet_input.pet_volume import PetVolume
+from MTLRadiomicsLib.model.preprocessing import mask_center_lps
 
 MODEL_ENV = "MTL_RADIOMICS_MODEL"
 
@@ -273,7 +273,7 @@ def _write_outputs(work: Path, pet: PetVolume, mask: np.ndarray, heatmaps: dict[
         outputs[f"gradcam_{scale}"] = write_image_like(heatmap.astype(np.float32), pet,
                                                        work / f"gradcam_{scale}.nrrd").name
     if pet.dicom_files:
-        from MTLRadiomicsLib.dicom_seg import write_dicom_seg
+        from MTLRadiomicsLib.pet_input.dicom_seg import write_dicom_seg
 
         if mask.any():
             outputs["dicom_seg"] = write_dicom_seg(mask, pet, work / "mtv_seg.dcm").name

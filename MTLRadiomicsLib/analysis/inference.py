@@ -17,8 +17,8 @@ import torch
 
 from MTLRadiomicsLib.model.model_card import ModelCard
 from MTLRadiomicsLib.model.network import MultiTaskNet
-from MTLRadiomicsLib.pet_volume import PetVolume
-from MTLRadiomicsLib.preprocessing import crop_reference, normalise_suv, resample_to
+from MTLRadiomicsLib.pet_input.pet_volume import PetVolume
+from MTLRadiomicsLib.model.preprocessing import crop_reference, normalise_suv, resample_to
 
 UNCERTAINTY_METHODS = ("mc-dropout", "tta")
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from MTLRadiomicsLib.suv import SuvOverrides
+from MTLRadiomicsLib.pet_input.suv import SuvOverrides
 
 
 @dataclass

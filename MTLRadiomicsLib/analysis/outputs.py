@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from MTLRadiomicsLib.pet_volume import PetVolume
+from MTLRadiomicsLib.pet_input.pet_volume import PetVolume
 
 MTV_COLOR = (0.95, 0.3, 0.2)
 NEOPLASM_TERMINOLOGY = {

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
-from MTLRadiomicsLib.pet_volume import PetVolume
+from MTLRadiomicsLib.pet_input.pet_volume import PetVolume
 
 
 def crop_box_on_pet(crop_reference: sitk.Image, pet: PetVolume) -> tuple[slice, slice, slice]:

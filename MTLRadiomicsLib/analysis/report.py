@@ -27,7 +27,7 @@ from matplotlib.patches import FancyBboxPatch  # noqa: E402
 from MTLRadiomicsLib.analysis import report_figures as rf  # noqa: E402
 from MTLRadiomicsLib.analysis.report_html import render_html  # noqa: E402
 from MTLRadiomicsLib.analysis.result import AnalysisResult, Estimate  # noqa: E402
-from MTLRadiomicsLib.pet_volume import PetVolume  # noqa: E402
+from MTLRadiomicsLib.pet_input.pet_volume import PetVolume  # noqa: E402
 
 TITLE = "MTLRadiomics PET analysis"
 DASH = "—"

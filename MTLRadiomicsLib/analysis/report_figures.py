@@ -25,7 +25,7 @@ from matplotlib.font_manager import FontProperties  # noqa: E402
 from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar  # noqa: E402
 
 from MTLRadiomicsLib.analysis.result import AnalysisResult  # noqa: E402
-from MTLRadiomicsLib.pet_volume import PetVolume  # noqa: E402
+from MTLRadiomicsLib.pet_input.pet_volume import PetVolume  # noqa: E402
 
 SCALE_ORDER = ("enc1", "enc2", "enc3", "enc4", "enc5", "dec4", "dec3", "dec2", "dec1")
 SCALE_DOWNSAMPLING = {"enc1": 1, "enc2": 2, "enc3": 4, "enc4": 8, "enc5": 16,

@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from MTLRadiomicsLib.analysis.options import AnalysisOptions
     from MTLRadiomicsLib.analysis.progress import Progress
     from MTLRadiomicsLib.output_dir import atomic_output_dir
-    from MTLRadiomicsLib.pet_metrics import compute_metrics
+    from MTLRadiomicsLib.mtv.pet_metrics import compute_metrics
     from MTLRadiomicsLib.synth import wholebody_case
 
     out = Path(args.out)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 
 from MTLRadiomicsLib.errors import PetInputError
-from MTLRadiomicsLib.pet_io import load_pet
-from MTLRadiomicsLib.pet_volume import PetVolume
-from MTLRadiomicsLib.suv import SuvOverrides, parse_user_time
+from MTLRadiomicsLib.pet_input.reading import load_pet
+from MTLRadiomicsLib.pet_input.pet_volume import PetVolume
+from MTLRadiomicsLib.pet_input.suv import SuvOverrides, parse_user_time
 
 
 def add_pet_options(parser: argparse.ArgumentParser) -> None:

@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 import SimpleITK as sitk
 
-from MTLRadiomicsLib.pet_volume import PetVolume
+from MTLRadiomicsLib.pet_input.pet_volume import PetVolume
 
 Point = tuple[float, float, float]
 

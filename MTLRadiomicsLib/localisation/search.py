@@ -13,7 +13,7 @@ from MTLRadiomicsLib.localisation.physiology import ORGANS, recognise
 from MTLRadiomicsLib.localisation.ranking import features, score
 from MTLRadiomicsLib.localisation.regions import Region, find_regions
 from MTLRadiomicsLib.localisation.results import CandidateSearch, ExcludedRegion, LesionCandidate
-from MTLRadiomicsLib.pet_volume import PetVolume
+from MTLRadiomicsLib.pet_input.pet_volume import PetVolume
 
 MIN_THRESHOLD_SUV = 2.5        # the uptake threshold is never below this
 BACKGROUND_FACTOR = 3.5        # ... nor below this multiple of the body's median SUV

@@ -10,8 +10,8 @@ import numpy as np
 from scipy import ndimage
 
 from MTLRadiomicsLib.errors import MTLRadiomicsError
-from MTLRadiomicsLib.pet_volume import PetVolume
-from MTLRadiomicsLib.suv import SuvConversion
+from MTLRadiomicsLib.pet_input.pet_volume import PetVolume
+from MTLRadiomicsLib.pet_input.suv import SuvConversion
 from MTLRadiomicsLib.synth.anatomy import sample_anatomy
 from MTLRadiomicsLib.synth.grid import IDENTITY_DIRECTION, Grid
 from MTLRadiomicsLib.synth.mtv import CONNECTIVITY, threshold_mtv

@@ -17,7 +17,7 @@ from pydicom.uid import (PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian,
 from pydicom.valuerep import DSfloat
 
 from MTLRadiomicsLib.errors import MTLRadiomicsError
-from MTLRadiomicsLib.pet_volume import PetVolume
+from MTLRadiomicsLib.pet_input.pet_volume import PetVolume
 
 INT16_MAX = 32767
 FRAME_DURATION_MS = 120000

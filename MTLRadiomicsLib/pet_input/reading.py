@@ -10,13 +10,13 @@ import pydicom
 import SimpleITK as sitk
 from pydicom.errors import InvalidDicomError
 
-from MTLRadiomicsLib.dicom_series import (acquisition_datetimes, scan_folder, select_pet_series,
+from MTLRadiomicsLib.pet_input.dicom_series import (acquisition_datetimes, scan_folder, select_pet_series,
                                           series_facts, sort_slices)
 from MTLRadiomicsLib.errors import PetInputError
-from MTLRadiomicsLib.pet_volume import PetVolume
-from MTLRadiomicsLib.suv import (SuvConversion, SuvOverrides, suv_conversion_from_dicom,
+from MTLRadiomicsLib.pet_input.pet_volume import PetVolume
+from MTLRadiomicsLib.pet_input.suv import (SuvConversion, SuvOverrides, suv_conversion_from_dicom,
                                  suv_conversion_from_values)
-from MTLRadiomicsLib.validation import check_dimensions, check_spacing, check_suv_values
+from MTLRadiomicsLib.pet_input.validation import check_dimensions, check_spacing, check_suv_values
 
 IMAGE_SUFFIXES = {".nii": "nifti", ".nii.gz": "nifti", ".nrrd": "nrrd", ".nhdr": "nrrd",
                   ".mha": "mha", ".mhd": "mha"}

@@ -10,7 +10,7 @@ import pydicom
 
 from MTLRadiomicsLib import __version__
 from MTLRadiomicsLib.errors import MaskInputError
-from MTLRadiomicsLib.pet_volume import PetVolume
+from MTLRadiomicsLib.pet_input.pet_volume import PetVolume
 
 
 def write_dicom_seg(mask: np.ndarray, pet: PetVolume, path: str | Path, label: str = "MTV",

@@ -11,9 +11,9 @@ import SimpleITK as sitk
 from pydicom.errors import InvalidDicomError
 
 from MTLRadiomicsLib.errors import MaskInputError
-from MTLRadiomicsLib.pet_io import image_format
-from MTLRadiomicsLib.pet_volume import PetVolume
-from MTLRadiomicsLib.rtstruct import rasterise_rtstruct
+from MTLRadiomicsLib.pet_input.reading import image_format
+from MTLRadiomicsLib.pet_input.pet_volume import PetVolume
+from MTLRadiomicsLib.pet_input.rtstruct import rasterise_rtstruct
 
 GEOMETRY_TOLERANCE_MM = 1e-3
 

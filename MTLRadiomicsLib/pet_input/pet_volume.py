@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
-from MTLRadiomicsLib.suv import SuvConversion
+from MTLRadiomicsLib.pet_input.suv import SuvConversion
 
 
 @dataclass

@@ -16,7 +16,7 @@ import pydicom
 from matplotlib.path import Path as PolygonPath
 
 from MTLRadiomicsLib.errors import MaskInputError
-from MTLRadiomicsLib.pet_volume import PetVolume
+from MTLRadiomicsLib.pet_input.pet_volume import PetVolume
 
 SLICE_TOLERANCE = 0.5   # a contour farther than this (in slices) from any slice centre is ignored
 
