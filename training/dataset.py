@@ -13,8 +13,9 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 from monai.data import CacheDataset
-from monai.transforms import (CenterSpatialCropd, Compose, MapTransform, RandFlipd,
-                              RandGaussianNoised, RandScaleIntensityd, RandSpatialCropd, Transform)
+from monai.transforms import (CenterSpatialCropd, Compose, MapTransform, RandAffined, RandCropByPosNegLabeld,
+                              RandFlipd, RandGaussianNoised, RandScaleIntensityd, RandSpatialCropd,
+                              SpatialPadd, Transform)
 
 from MTLRadiomicsLib import load_pet
 from MTLRadiomicsLib.pet_input.masks import load_mask
@@ -23,6 +24,8 @@ from MTLRadiomicsLib.model.preprocessing import extract_crop, hottest_point_lps,
 from training.manifest import CaseRecord
 
 SHIFT_MARGIN = 4        # voxels loaded beyond the crop on each side, for random shifts
+SAMPLINGS = ("lesion", "patches")
+PATCHES_PER_CASE = 4    # "patches": windows drawn from each case per epoch (2 on the tumour, 1 beside it)
 
 
 class LoadCase(Transform):
@@ -72,6 +75,49 @@ class LoadCase(Transform):
         return item
 
 
+class LoadWholeCase(LoadCase):
+    """CaseRecord -> the whole case on an LPS grid at the model's spacing covering the PET:
+    image (C, D, H, W) normalised, mask (1, D, H, W) uint8 (zeros without a mask), labels, and
+    ``reference`` facts (origin, spacing, size) to map predictions back."""
+
+    def __call__(self, record: CaseRecord) -> dict[str, Any]:
+        from MTLRadiomicsLib.mtv.network_mtv import pet_bounds_lps
+
+        pet = load_pet(record.pet)
+        image = pet.to_sitk()
+        lo, hi = pet_bounds_lps(pet)
+        spacing = np.asarray(self.pre.spacing_mm, dtype=float)
+        size = np.maximum(np.ceil((hi - lo) / spacing).astype(int), 1)
+        center = (lo + hi) / 2.0
+        crop = [int(n) for n in size[::-1]]
+        suv = extract_crop(image, center, self.pre.spacing_mm, crop)
+        if self.in_channels == 2:
+            raise ValueError("whole-case sampling takes PET only")
+        mask = load_mask(record.mask, pet) if record.mask else None
+        item = _labels(record, mask is not None)
+        item["image"] = normalise_suv(suv, self.pre)[None]
+        if mask is not None:
+            mask_image = pet.copy_geometry_to(sitk.GetImageFromArray(mask))
+            item["mask"] = extract_crop(mask_image, center, self.pre.spacing_mm, crop, nearest=True)[None]
+        else:
+            item["mask"] = np.zeros([1] + crop, dtype=np.uint8)
+        return item
+
+
+def _labels(record: CaseRecord, has_mask: bool) -> dict[str, Any]:
+    return {
+        "case_id": record.case_id,
+        "has_mask": has_mask,
+        "pathology": record.pathology if record.pathology is not None else 0,
+        "has_pathology": record.pathology is not None,
+        "response": float(record.response) if record.response is not None else 0.0,
+        "has_response": record.response is not None,
+        "time": float(record.time) if record.time is not None else 0.0,
+        "event": int(record.event) if record.event is not None else 0,
+        "has_survival": record.time is not None and record.event is not None,
+    }
+
+
 class AddBox(MapTransform):
     """Box target (6,) from the mask: centre (z, y, x) and size as fractions of the crop."""
 
@@ -115,12 +161,36 @@ class ToTensors(MapTransform):
 
 
 def build_dataset(records: list[CaseRecord], preprocessing: Preprocessing, in_channels: int,
-                  augment: bool, cache_rate: float = 1.0, num_workers: int = 0) -> CacheDataset:
+                  augment: bool, cache_rate: float = 1.0, num_workers: int = 0,
+                  sampling: str = "lesion") -> CacheDataset:
     """A CacheDataset: loading and cropping cached; shifts, flips, intensity scaling and noise
-    drawn anew each time when ``augment``."""
+    drawn anew each time when ``augment``.
+
+    ``sampling`` "lesion": one crop around the lesion (its mask's centre) per case; "patches": the
+    whole case is loaded and each item is a list of ``PATCHES_PER_CASE`` windows, two centred on
+    tumour voxels for one beside them (segmentation of lesions larger than the field of view).
+    Without ``augment``, "patches" gives the whole case (padded to the crop size at least) for
+    sliding-window validation."""
+    if sampling not in SAMPLINGS:
+        raise ValueError(f"sampling must be one of {SAMPLINGS}, not {sampling!r}")
     crop = list(preprocessing.crop_size)
     keys = ["image", "mask"]
-    steps: list = [LoadCase(preprocessing, in_channels, SHIFT_MARGIN)]
+    if sampling == "patches":
+        steps: list = [LoadWholeCase(preprocessing, in_channels, 0), SpatialPadd(keys, spatial_size=crop)]
+        if augment:
+            steps += [
+                RandCropByPosNegLabeld(keys, label_key="mask", spatial_size=crop, pos=2, neg=1,
+                                       num_samples=PATCHES_PER_CASE),
+                RandAffined(keys, prob=0.3, rotate_range=(0.2, 0.2, 0.2), scale_range=(0.1, 0.1, 0.1),
+                            mode=("bilinear", "nearest"), padding_mode="zeros"),
+                RandFlipd(keys, prob=0.5, spatial_axis=2),
+                RandScaleIntensityd("image", factors=0.15, prob=0.5),
+                RandGaussianNoised("image", prob=0.3, std=0.01),
+            ]
+        steps += [AddBox(), ToTensors()]
+        return CacheDataset(records, transform=Compose(steps), cache_rate=cache_rate,
+                            num_workers=num_workers, progress=False, copy_cache=True)
+    steps = [LoadCase(preprocessing, in_channels, SHIFT_MARGIN)]
     if augment:
         steps += [
             RandSpatialCropd(keys, roi_size=crop, random_size=False),

@@ -75,3 +75,27 @@ def collect(network: torch.nn.Module, loader, criterion: MultiTaskLoss, device: 
     losses = {k: v / max(count, 1) for k, v in sums.items()}
     metrics = summarise(outputs, config.outcome_kind, config.n_classes)
     return losses | metrics, outputs
+
+
+@torch.no_grad()
+def collect_whole_cases(network: torch.nn.Module, loader, preprocessing, device: torch.device
+                        ) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """Whole-case segmentation by sliding windows (the engine's blending) on the model's grid: Dice per
+    case against the resampled mask. ``loader`` gives one whole case per batch (sampling "patches")."""
+    from monai.inferers import sliding_window_inference
+
+    from MTLRadiomicsLib.mtv.network_mtv import OVERLAP, segmentation_predictor
+
+    network.eval()
+    predict = segmentation_predictor(network)
+    roi = tuple(int(s) for s in preprocessing.crop_size)
+    dice, ids = [], []
+    for batch in loader:
+        if not bool(batch["has_mask"][0]):
+            continue
+        image = batch["image"].to(device)
+        probability = sliding_window_inference(image, roi, 4, predict, overlap=OVERLAP, mode="gaussian")
+        dice.append(float(dice_per_case(probability.cpu(), batch["mask"])[0]))
+        ids.append(batch["case_id"][0])
+    outputs = {"dice": np.asarray(dice), "case_id": np.asarray(ids)}
+    return ({"dice": float(np.mean(dice))} if dice else {}), outputs

@@ -13,6 +13,7 @@ from typing import Any, Optional
 
 import numpy as np
 import torch
+from monai.data import DataLoader as MonaiDataLoader
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
@@ -23,7 +24,7 @@ from MTLRadiomicsLib.model.network import MultiTaskNet
 from training.checkpoint import load_checkpoint, save_checkpoint
 from training.dataset import build_dataset
 from training.distributed import DistContext, average, barrier, init_distributed, shutdown
-from training.evaluate import collect, to_device
+from training.evaluate import collect, collect_whole_cases, to_device
 from training.manifest import read_manifest, split
 from training.plots import kaplan_meier_by_risk, loss_curves, roc_curves
 from training.run_config import RunConfig
@@ -105,14 +106,24 @@ def _train(config: RunConfig, manifest: Path, out: Path, resume: bool, device: t
 
     seed_everything(tc.seed)
     pre, channels = config.preprocessing, config.model.in_channels
-    train_set = build_dataset(train_records, pre, channels, augment=True, cache_rate=tc.cache_rate)
-    val_set = build_dataset(val_records, pre, channels, augment=False) if val_records else None
+    if tc.monitor not in MONITORS:
+        raise ValueError(f"training.monitor must be one of {sorted(MONITORS)}, not {tc.monitor!r}")
+    patches = tc.sampling == "patches"
+    train_set = build_dataset(train_records, pre, channels, augment=True, cache_rate=tc.cache_rate,
+                              sampling=tc.sampling)
+    val_set = build_dataset(val_records, pre, channels, augment=False, sampling=tc.sampling) if val_records else None
     sampler = DistributedSampler(train_set, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True,
                                  seed=tc.seed, drop_last=False)
-    train_loader = DataLoader(train_set, batch_size=tc.batch_size, sampler=sampler, num_workers=tc.num_workers)
-    val_loader = DataLoader(val_set, batch_size=tc.batch_size) if val_set is not None else None
+    loader_class = MonaiDataLoader if patches else DataLoader      # MONAI's collate flattens the patch lists
+    train_loader = loader_class(train_set, batch_size=tc.batch_size, sampler=sampler, num_workers=tc.num_workers)
+    val_loader = (loader_class(val_set, batch_size=1 if patches else tc.batch_size)
+                  if val_set is not None else None)
 
     network = MultiTaskNet(config.model).to(device)
+    if tc.init_weights and not resume:
+        loaded, total = initialise_from(network, tc.init_weights)
+        if ctx.is_main:
+            log(f"initialised {loaded} of {total} tensors from {tc.init_weights}")
     criterion = MultiTaskLoss(config.model, config.loss).to(device)
     model: torch.nn.Module = network
     if ctx.enabled:
@@ -151,8 +162,8 @@ def _train(config: RunConfig, manifest: Path, out: Path, resume: bool, device: t
         train_losses = _train_epoch(model, criterion, optimizer, scaler, train_loader, device, amp_dtype,
                                     progress, f"epoch {epoch}/{tc.epochs}")
         train_losses = {k: average(v, ctx, device) for k, v in train_losses.items()}
-        val_metrics = collect(network, val_loader, criterion, device, amp_dtype)[0] if val_loader else {}
-        monitor = val_metrics.get("loss", train_losses["loss"])
+        val_metrics = _validate(network, val_loader, criterion, device, amp_dtype, config) if val_loader else {}
+        monitor = monitor_value(tc.monitor, val_metrics, epoch)
         improved = monitor < best_loss - 1e-6
         if improved:
             best_loss, best_epoch, bad_epochs = monitor, epoch, 0
@@ -185,6 +196,43 @@ def _train(config: RunConfig, manifest: Path, out: Path, resume: bool, device: t
     if ctx.is_main and stopped_early:
         log(f"early stop: no improvement for {tc.patience} epochs (best epoch {best_epoch})")
     return TrainResult(out, len(history), best_epoch, history, final)
+
+
+MONITORS = {"loss": 1.0, "dice": -1.0, "outcome_auc": -1.0, "c_index": -1.0}   # sign: lower is better
+
+
+def monitor_value(name: str, val_metrics: dict, epoch: int) -> float:
+    """The early-stopping value (lower is better): the validation metric ``name`` with its sign;
+    without validation cases -epoch, so that the last epoch is kept (training for a fixed number of
+    epochs); +inf for an undefined metric (e.g. an AUC of a validation fold with one class)."""
+    if not val_metrics:
+        return -float(epoch)
+    value = val_metrics.get(name)
+    if value is None or not math.isfinite(float(value)):
+        return math.inf
+    return MONITORS[name] * float(value)
+
+
+def initialise_from(network: MultiTaskNet, folder: str | Path) -> tuple[int, int]:
+    """Copy every tensor of the model in ``folder`` (safetensors) whose name and shape match into
+    ``network`` (fine-tuning from a pretrained model); returns (copied, tensors in the network)."""
+    from safetensors.torch import load_file
+
+    from MTLRadiomicsLib.model.model_file import read_card
+
+    card = read_card(folder)
+    state = load_file(str(Path(folder) / card.weights_file), device="cpu")
+    own = network.state_dict()
+    matching = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    own.update(matching)
+    network.load_state_dict(own)
+    return len(matching), len(own)
+
+
+def _validate(network, loader, criterion, device, amp_dtype, config: RunConfig) -> dict[str, float]:
+    if config.training.sampling == "patches":
+        return collect_whole_cases(network, loader, config.preprocessing, device)[0]
+    return collect(network, loader, criterion, device, amp_dtype)[0]
 
 
 def _tensorboard(out: Path):
@@ -257,9 +305,15 @@ def _final_evaluation(config, out, val_records, test_records, device, amp_dtype,
     for name, records in (("validation", val_records), ("test", test_records)):
         if not records:
             continue
-        data = build_dataset(records, config.preprocessing, config.model.in_channels, augment=False)
-        metrics, outputs = collect(best.network, DataLoader(data, batch_size=config.training.batch_size),
-                                   criterion, device, amp_dtype)
+        if config.training.sampling == "patches":
+            data = build_dataset(records, config.preprocessing, config.model.in_channels, augment=False,
+                                 sampling="patches")
+            metrics, outputs = collect_whole_cases(best.network, MonaiDataLoader(data, batch_size=1),
+                                                   config.preprocessing, device)
+        else:
+            data = build_dataset(records, config.preprocessing, config.model.in_channels, augment=False)
+            metrics, outputs = collect(best.network, DataLoader(data, batch_size=config.training.batch_size),
+                                       criterion, device, amp_dtype)
         final[name] = _clean(metrics)
         outputs_by_split[name] = outputs
     (out / "metrics.json").write_text(json.dumps(final, indent=2))

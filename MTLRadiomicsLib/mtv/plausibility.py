@@ -1,0 +1,92 @@
+"""Is this MTV a lesion the scores can rest on? Checks that turn silent failures into warnings.
+
+An MTV is *invalid* for scoring when it is empty, when it had to stop growing at the size limit
+(it leaked beyond one lesion), or when it lies away from the point it was grown from; the outcome
+scores are then withheld. It earns a *caution* (scores shown with the warning) when it reaches the
+end of the scan, is tiny, huge, or barely FDG-avid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Optional
+
+import numpy as np
+
+FAR_FROM_SEED_MM = 10.0       # farther than this from the point: the MTV is not the point's lesion
+OFF_SEED_NOTE_MM = 3.0        # closer than FAR, but not on the point: a note
+TINY_ML = 0.5                 # below the scanner's resolution (about 8 mm FWHM)
+HUGE_ML = 3000.0              # beyond any lesion in the real cohorts (largest 2.3 l)
+LOW_SUVMAX = 2.0              # hardly FDG-avid
+
+
+@dataclass
+class MtvCheck:
+    """Outcome of the checks. ``valid``: the scores may rest on this MTV; ``flags``: short codes
+    (empty, far_from_point, reached_limit, cut_at_scan_end, tiny, huge, low_uptake); ``warnings``:
+    one sentence each for the physician."""
+
+    valid: bool
+    flags: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def withheld_reason(self) -> str:
+        """Why the scores are withheld ('' when they are not)."""
+        return "" if self.valid else self.warnings[0]
+
+
+def distance_to_mask_mm(mask: np.ndarray, seed_zyx: tuple[int, int, int], spacing_zyx: np.ndarray) -> float:
+    """Distance (mm) from the seed voxel's centre to the nearest voxel centre of a non-empty mask."""
+    if mask[tuple(seed_zyx)]:
+        return 0.0
+    where = np.argwhere(mask)
+    return float(np.min(np.linalg.norm((where - np.asarray(seed_zyx)) * np.asarray(spacing_zyx), axis=1)))
+
+
+def check_mtv(mask: np.ndarray, suv: np.ndarray, spacing_xyz: tuple[float, float, float],
+              seed_zyx: tuple[int, int, int], method_label: str, cut_at_scan_end: Optional[list[str]] = None,
+              reached_limit: Optional[list[str]] = None) -> MtvCheck:
+    """Check the MTV (uint8/bool (z, y, x) on the PET grid) grown from ``seed_zyx`` by ``method_label``."""
+    check = MtvCheck(valid=True)
+
+    def flag(code: str, text: str, invalid: bool) -> None:
+        check.flags.append(code)
+        check.warnings.append(text)
+        if invalid:
+            check.valid = False
+
+    inside = np.asarray(mask) > 0
+    if not inside.any():
+        flag("empty", f"the MTV ({method_label}) is empty: no tumour was found at this location, so the outcome "
+                      "scores are withheld; check the location, choose another MTV method, or draw the MTV and "
+                      "use rescore", True)
+        return check
+    spacing_zyx = np.asarray(spacing_xyz, dtype=float)[::-1]
+    distance = distance_to_mask_mm(inside, seed_zyx, spacing_zyx)
+    if distance > FAR_FROM_SEED_MM:
+        flag("far_from_point", f"the MTV ({method_label}) lies {distance:.0f} mm from the point it was grown from: "
+                               "it is not the lesion at the point, so the outcome scores are withheld", True)
+    elif distance > OFF_SEED_NOTE_MM:
+        check.warnings.append(f"the point lies {distance:.0f} mm outside the MTV; the nearest lesion was taken")
+    if reached_limit:
+        flag("reached_limit", f"the MTV ({method_label}) kept growing to the size limit on the "
+                              f"{', '.join(reached_limit)} side: it has leaked beyond a single lesion, so the "
+                              "outcome scores are withheld; give a box around the lesion or draw the MTV", True)
+    if cut_at_scan_end:
+        flag("cut_at_scan_end", f"the MTV reaches the {', '.join(cut_at_scan_end)} end of the scan: the tumour may "
+                                "continue beyond it, so MTV and TLG are lower bounds", False)
+    volume_ml = float(inside.sum()) * float(np.prod(spacing_xyz)) / 1000.0
+    if volume_ml < TINY_ML:
+        flag("tiny", f"the MTV is very small ({volume_ml:.2f} ml, below the scanner's resolution): its metrics "
+                     "and scores are unreliable", False)
+    elif volume_ml > HUGE_ML:
+        flag("huge", f"the MTV is very large ({volume_ml:.0f} ml): check that it holds one lesion only", False)
+    suv_max = float(suv[inside].max())
+    if suv_max < LOW_SUVMAX:
+        flag("low_uptake", f"the MTV is hardly FDG-avid (SUVmax {suv_max:.2f}): check that the point lies in the "
+                           "lesion", False)
+    return check
