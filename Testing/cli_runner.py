@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Optional
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    """`mtl-radiomics ARGS...` with this interpreter; returns the finished process (text output)."""
+def run_cli(*args: str, timeout: float = 300, env: Optional[dict] = None) -> subprocess.CompletedProcess:
+    """`mtl-radiomics ARGS...` with this interpreter; returns the finished process (text output).
+    ``env``: variables added to the environment."""
     return subprocess.run([sys.executable, "-m", "MTLRadiomicsLib.cli", *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout, cwd=PROJECT_ROOT)
+                          capture_output=True, text=True, timeout=timeout, cwd=PROJECT_ROOT,
+                          env={**os.environ, **(env or {})})
 
 
 def assert_one_line_error(process: subprocess.CompletedProcess, *fragments: str) -> None:

@@ -43,7 +43,10 @@ def sts001_pet(sts001_dir: Path):
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
-    """A tiny model with random weights (fixed seed) in a model folder: fast engine runs in tests."""
+    """A tiny model with random weights (fixed seed) in a model folder: fast engine runs in tests.
+
+    Its segmentation head is biased to "no tumour anywhere" (a random one would call half the body
+    tumour), so its network MTV is empty; tests that need scores choose a classical MTV method."""
     import torch
 
     from MTLRadiomicsLib.model import ModelCard, MultiTaskNet, Preprocessing, named_config, save_model
@@ -52,5 +55,13 @@ def tiny_model(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("model") / "tiny"
     card = ModelCard(name="tiny-random", architecture={}, intended_use="Test model with random weights.",
                      preprocessing=Preprocessing(spacing_mm=(3.0, 3.0, 3.0), crop_size=(32, 32, 32)))
-    save_model(MultiTaskNet(named_config("tiny")), card, folder)
+    network = MultiTaskNet(named_config("tiny"))
+    with torch.no_grad():
+        network.segmentation.head.bias.fill_(-30.0)
+    save_model(network, card, folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def sts_crops_dir() -> Path:
+    return _require(REAL_DATA / "sts_crops")

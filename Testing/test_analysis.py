@@ -16,6 +16,7 @@ import torch
 from cli_runner import assert_one_line_error, run_cli
 
 from MTLRadiomicsLib import load_pet
+from MTLRadiomicsLib.analysis import engine as analysis_engine
 from MTLRadiomicsLib.analysis.engine import analyze
 from MTLRadiomicsLib.analysis.options import AnalysisOptions
 from MTLRadiomicsLib.analysis.outputs import read_seg_nrrd
@@ -39,7 +40,7 @@ def wholebody(tmp_path_factory):
 @pytest.fixture(scope="session")
 def analysed(wholebody, tiny_model, tmp_path_factory):
     out = tmp_path_factory.mktemp("analysis") / "out"
-    options = AnalysisOptions(point=wholebody["ras"], model=tiny_model, samples=6)
+    options = AnalysisOptions(point=wholebody["ras"], model=tiny_model, samples=6, mtv_method="suv2.5")
     result = analyze(wholebody["path"], out, options)
     return out, result
 
@@ -133,12 +134,12 @@ def test_rescore_command_with_the_written_segmentation(analysed, wholebody, tiny
 def test_progress_json_lines_for_front_ends(wholebody, tiny_model, tmp_path):
     x, y, z = wholebody["ras"]
     process = run_cli("analyze", wholebody["path"], "--out", tmp_path / "p", "--model", tiny_model, "--point",
-                      x, y, z, "--samples", "2", "--no-report", "--progress", "json")
+                      x, y, z, "--samples", "2", "--no-report", "--progress", "json", "--mtv-method", "suv2.5")
     assert process.returncode == 0, process.stderr
     lines = [json.loads(line) for line in process.stdout.splitlines()]
     fractions = [line["fraction"] for line in lines]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
-    assert [line["stage"] for line in lines][:3] == ["load", "model", "localisation"]
+    assert [line["stage"] for line in lines][:4] == ["load", "model", "localisation", "mtv"]
     assert lines[-1]["stage"] == "done" and lines[-1]["out"].endswith("p")
 
 
@@ -190,10 +191,19 @@ def test_damaged_model_is_a_one_line_error(wholebody, tiny_model, tmp_path):
 def test_box_cuda_fallback_and_tta(wholebody, tiny_model, tmp_path):
     x, y, z = wholebody["ras"]
     options = AnalysisOptions(box=((x - 20, y - 20, z - 20), (x + 20, y + 20, z + 20)), model=tiny_model,
-                              samples=4, uncertainty="tta", device="cuda", report=False)
+                              samples=4, uncertainty="tta", device="cuda", report=False, mtv_method="suv2.5")
     result = analyze(wholebody["path"], tmp_path / "box", options)
     assert result.location.method == "box"
-    np.testing.assert_allclose(result.location.center_ras, wholebody["ras"], atol=1e-6)
+    # The MTV grows from the box's hottest voxel and stays inside the box (2 mm voxels: one of slack).
+    pet = load_pet(wholebody["path"])
+    seed = np.asarray(result.location.center_ras)
+    assert np.all(np.abs(seed - np.asarray(wholebody["ras"])) <= 20.0)
+    hottest = pet.suv[tuple(result.mtv["seed_voxel_zyx"])]
+    box_lps = [(-x - 20, -y - 20, z - 20), (-x + 20, -y + 20, z + 20)]
+    inside = analysis_engine.box_voxels(pet, *box_lps)
+    assert hottest == pytest.approx(pet.suv[inside].max())
+    mtv = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "box" / "mtv.nii.gz"))) > 0
+    assert mtv.any() and not (mtv & ~inside).any()
     if not torch.cuda.is_available():
         assert any("CUDA" in w for w in result.warnings) and result.device == "cpu"
     assert "test-time augmentation" in result.scores.uncertainty
@@ -216,15 +226,14 @@ def test_real_dicom_gives_a_dicom_seg_on_the_series(sts001_dir, tiny_model, tmp_
     k, j, i = np.argwhere(gtv > 0).mean(axis=0)
     x, y, z = pet.index_to_physical((i, j, k))
     out = tmp_path / "sts"
-    result = analyze(sts001_dir / "dicom", out, AnalysisOptions(point=(-x, -y, z), model=tiny_model, samples=2))
+    result = analyze(sts001_dir / "dicom", out, AnalysisOptions(point=(-x, -y, z), model=tiny_model, samples=2,
+                                                                mtv_method="suv2.5"))
     reference = pet.to_sitk()
     assert same_geometry(sitk.ReadImage(str(out / "mtv.nii.gz")), reference)
-    if result.metrics["voxels"]:
-        seg = pydicom.dcmread(out / "mtv_seg.dcm")
-        assert seg.Modality == "SEG"
-        assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == pet.series["SeriesInstanceUID"]
-    else:
-        assert any("DICOM SEG" in w for w in result.warnings)
+    assert result.metrics["voxels"] > 0
+    seg = pydicom.dcmread(out / "mtv_seg.dcm")
+    assert seg.Modality == "SEG"
+    assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == pet.series["SeriesInstanceUID"]
     assert result.input["files"] == 267
 
 
@@ -237,11 +246,12 @@ def test_batch_reports_bad_cases_and_skips_finished_ones(wholebody, tiny_model, 
         writer.writerow(["good", wholebody["path"], x, y, z])
         writer.writerow(["missing", tmp_path / "nothing.nii.gz", "", "", ""])
     args = ["batch", manifest, "--out", tmp_path / "batch", "--model", tiny_model, "--samples", "2",
-            "--no-report", "--progress", "none"]
+            "--no-report", "--progress", "none", "--mtv-method", "suv2.5"]
     first = run_cli(*args)
     assert first.returncode == 1, first.stderr
     rows = {r["case_id"]: r for r in csv.DictReader(open(tmp_path / "batch" / "summary.csv"))}
-    assert rows["good"]["status"] == "done" and float(rows["good"]["mtv_ml"]) >= 0
+    assert rows["good"]["status"] == "done" and float(rows["good"]["mtv_ml"]) > 0
+    assert rows["good"]["mtv_method"] == "suv2.5" and rows["good"]["scores_withheld"] == ""
     assert rows["missing"]["status"] == "failed" and "does not exist" in rows["missing"]["error"]
     second = run_cli(*args)
     rows = {r["case_id"]: r for r in csv.DictReader(open(tmp_path / "batch" / "summary.csv"))}

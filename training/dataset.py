@@ -55,18 +55,8 @@ class LoadCase(Transform):
                 raise ValueError(f"case {record.case_id}: the model takes PET + CT but the manifest has no ct")
             ct = extract_crop(sitk.ReadImage(record.ct, sitk.sitkFloat32), center, self.pre.spacing_mm, size)
             channels.append((np.clip(ct, -1000.0, 1000.0) / 1000.0).astype(np.float32))
-        item: dict[str, Any] = {
-            "case_id": record.case_id,
-            "image": np.stack(channels),
-            "has_mask": mask is not None,
-            "pathology": record.pathology if record.pathology is not None else 0,
-            "has_pathology": record.pathology is not None,
-            "response": float(record.response) if record.response is not None else 0.0,
-            "has_response": record.response is not None,
-            "time": float(record.time) if record.time is not None else 0.0,
-            "event": int(record.event) if record.event is not None else 0,
-            "has_survival": record.time is not None and record.event is not None,
-        }
+        item = _labels(record, mask is not None)
+        item["image"] = np.stack(channels)
         if mask is not None:
             mask_image = pet.copy_geometry_to(sitk.GetImageFromArray(mask))
             item["mask"] = extract_crop(mask_image, center, self.pre.spacing_mm, size, nearest=True)[None]

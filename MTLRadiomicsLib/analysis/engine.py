@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,27 +21,21 @@ from MTLRadiomicsLib.analysis.devices import choose_device, is_out_of_memory
 from MTLRadiomicsLib.analysis.gradcam import gradcam_all_scales
 from MTLRadiomicsLib.analysis.inference import mask_to_crop, predict, prepare_input
 from MTLRadiomicsLib.analysis.options import AnalysisOptions
-from MTLRadiomicsLib.analysis.outputs import write_image_like, write_seg_nrrd
-from MTLRadiomicsLib.analysis.pet_grid import crop_to_pet, largest_component_near, probability_to_mask
+from MTLRadiomicsLib.analysis.outputs import write_image_like, write_seg_nrrd, write_segments_nrrd
+from MTLRadiomicsLib.analysis.pet_grid import crop_to_pet
 from MTLRadiomicsLib.analysis.progress import Progress
 from MTLRadiomicsLib.analysis.result import AnalysisResult, Estimate, Location, Scores
 from MTLRadiomicsLib.errors import MTLRadiomicsError, ModelFileError
-from MTLRadiomicsLib.pet_input.masks import load_mask
 from MTLRadiomicsLib.model.model_file import LoadedModel, load_model
-from MTLRadiomicsLib.output_dir import atomic_output_dir, check_output_dir
-from MTLRadiomicsLib.pet_input.reading import load_pet
-from MTLRadiomicsLib.mtv.pet_metrics import compute_metrics
-from MTLRadiomicsLib.pet_input.pet_volume import PetVolume
 from MTLRadiomicsLib.model.preprocessing import mask_center_lps
-
-MODEL_ENV = "MTL_RADIOMICS_MODEL"
-
-
-def default_model_dir() -> Path:
-    """The bundled model: $MTL_RADIOMICS_MODEL, else Resources/models/default beside the engine."""
-    if os.environ.get(MODEL_ENV):
-        return Path(os.environ[MODEL_ENV])
-    return Path(__file__).resolve().parents[2] / "Resources" / "models" / "default"
+from MTLRadiomicsLib.model.registry import MODEL_ENV, default_model_dir, resolve_model  # noqa: F401
+from MTLRadiomicsLib.mtv.lesion import MTV_METHODS, LesionMtvs, segment_lesion
+from MTLRadiomicsLib.mtv.pet_metrics import compute_metrics
+from MTLRadiomicsLib.mtv.plausibility import MtvCheck, check_mtv
+from MTLRadiomicsLib.output_dir import atomic_output_dir, check_output_dir
+from MTLRadiomicsLib.pet_input.masks import load_mask
+from MTLRadiomicsLib.pet_input.pet_volume import PetVolume
+from MTLRadiomicsLib.pet_input.reading import load_pet
 
 
 class Stopwatch:
@@ -102,25 +95,40 @@ def _analyze(pet_path: str | Path, out_dir: Path, options: AnalysisOptions, prog
     progress.stage("localisation", 0.2, "locating the lesion")
     with clock("localisation"):
         mask_given = load_mask(edited_mask, pet) if edited_mask is not None else None
-        location = _locate(pet, options, loaded, mask_given, warnings)
-    progress.stage("inference", 0.3, "running the network")
-    with clock("inference"):
-        crop = prepare_input(pet, location.center_lps, loaded.card)
-        mask_crop = mask_to_crop(mask_given, pet, crop) if mask_given is not None else None
-        prediction, device = _predict_with_fallback(loaded, crop, device, options, mask_crop, warnings)
-        if mask_given is not None:
-            mask = mask_given
-        else:
-            mask = _predicted_mask(prediction.segmentation, crop, pet, options.threshold, warnings)
-    progress.stage("gradcam", 0.55, f"Grad-CAM for every scale (target: {options.explain})")
-    with clock("gradcam"):
-        target_mask = None if mask_crop is None else torch.as_tensor(mask_crop[None, None], device=device)
-        crop_maps = gradcam_all_scales(loaded.network, crop.tensor(device), options.explain, target_mask)
-        heatmaps = {scale: np.clip(crop_to_pet(m, crop.reference, pet), 0.0, 1.0) for scale, m in crop_maps.items()}
+        location, within = _locate(pet, options, loaded, mask_given, warnings)
+    mtvs: Optional[LesionMtvs] = None
+    if mask_given is None:
+        progress.stage("mtv", 0.28, f"segmenting the MTV ({MTV_METHODS[options.mtv_method]})")
+        with clock("mtv"):
+            mtvs, device = _on_device(loaded, device, warnings, lambda d: segment_lesion(
+                pet, location.center_lps, options.mtv_method, loaded.network, loaded.card, d,
+                fill_holes=options.fill_holes, within=within, threshold=options.threshold,
+                progress=lambda text: progress.stage("mtv", 0.32, text)))
+        mask, check = mtvs.mask, mtvs.check
+    else:
+        mask = mask_given
+        check = check_mtv(mask, pet.suv, pet.spacing, _seed_zyx(pet, location.center_lps), "edited MTV")
+    warnings.extend(check.warnings)
+
+    prediction, heatmaps = None, {}
+    scoring = check.valid and bool(set(loaded.config.tasks) & {"outcome", "classification"})
+    if scoring:
+        progress.stage("inference", 0.45, "scoring the lesion")
+        with clock("inference"):
+            location.field_center_lps = tuple(float(v) for v in mask_center_lps(mask, pet.to_sitk()))
+            crop = prepare_input(pet, location.field_center_lps, loaded.card)
+            mask_crop = mask_to_crop(mask, pet, crop)
+            prediction, device = _on_device(loaded, device, warnings, lambda d: predict(
+                loaded.network, crop, d, options.samples, options.uncertainty, mask_crop))
+        progress.stage("gradcam", 0.55, f"Grad-CAM for every scale (target: {options.explain})")
+        with clock("gradcam"):
+            target_mask = torch.as_tensor(mask_crop[None, None], device=device)
+            crop_maps = gradcam_all_scales(loaded.network, crop.tensor(device), options.explain, target_mask)
+            heatmaps = {scale: np.clip(crop_to_pet(m, crop.reference, pet), 0.0, 1.0) for scale, m in crop_maps.items()}
     progress.stage("metrics", 0.7, "PET metrics of the MTV")
     with clock("metrics"):
         metrics = compute_metrics(pet.suv, mask, pet.spacing).to_dict()
-    scores = _scores(prediction, loaded, options, "edited" if mask_given is not None else "predicted")
+    scores = _scores(prediction, loaded, options, "edited" if mask_given is not None else "predicted", check)
     result = AnalysisResult(
         engine_version=__version__, command="rescore" if mask_given is not None else "analyze",
         created=dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
@@ -131,12 +139,15 @@ def _analyze(pet_path: str | Path, out_dir: Path, options: AnalysisOptions, prog
         model=_model_summary(loaded),
         location=location, scores=scores, metrics=metrics,
         explanation={"target": options.explain, "method": "Grad-CAM, all scales from one forward and one backward pass",
-                     "scales": list(heatmaps)},
+                     "scales": list(heatmaps),
+                     **({} if heatmaps else {"note": "no heatmaps: the scores were withheld" if not check.valid
+                                             else "no heatmaps: the model has no score to explain"})},
+        mtv=_mtv_summary(mtvs, check, options, mask_given is not None),
         warnings=warnings, device=str(device))
     progress.stage("outputs", 0.8, "writing the outputs")
     with atomic_output_dir(out_dir, overwrite) as work:
         with clock("outputs"):
-            result.outputs = _write_outputs(work, pet, mask, heatmaps, warnings)
+            result.outputs = _write_outputs(work, pet, mask, heatmaps, warnings, mtvs)
         if options.report:
             progress.stage("report", 0.88, "writing the report")
             with clock("report"):
@@ -151,8 +162,8 @@ def _analyze(pet_path: str | Path, out_dir: Path, options: AnalysisOptions, prog
     return result
 
 
-def _load(model_dir: Optional[Path]) -> LoadedModel:
-    folder = Path(model_dir) if model_dir else default_model_dir()
+def _load(model: Optional[Path | str]) -> LoadedModel:
+    folder = resolve_model(model)
     if not folder.exists():
         raise ModelFileError(f"no model at {folder}; pass --model FOLDER (a folder with model.json and "
                              "model.safetensors)")
@@ -160,7 +171,8 @@ def _load(model_dir: Optional[Path]) -> LoadedModel:
 
 
 def _locate(pet: PetVolume, options: AnalysisOptions, loaded: LoadedModel, mask: Optional[np.ndarray],
-            warnings: list[str]) -> Location:
+            warnings: list[str]) -> tuple[Location, Optional[np.ndarray]]:
+    """Where the lesion is (its seed point) and, for a box, the PET voxels inside the box (bool (z, y, x))."""
     from MTLRadiomicsLib.localisation import (box_center_and_size, find_candidates, lps_to_ras,
                                               point_in_volume, ras_to_lps)
 
@@ -173,7 +185,7 @@ def _locate(pet: PetVolume, options: AnalysisOptions, loaded: LoadedModel, mask:
         if not mask.any():
             raise MTLRadiomicsError("the edited mask is empty: nothing to score")
         center = mask_center_lps(mask, pet.to_sitk())
-        return Location("edited mask", center, lps_to_ras(center), fov, note="centre of the edited MTV")
+        return Location("edited mask", center, lps_to_ras(center), fov, note="centre of the edited MTV"), None
     if options.point is not None and options.box is not None:
         raise MTLRadiomicsError("give either --point or --box, not both")
     if options.point is not None:
@@ -181,16 +193,19 @@ def _locate(pet: PetVolume, options: AnalysisOptions, loaded: LoadedModel, mask:
         if not point_in_volume(pet, center):
             raise MTLRadiomicsError(f"the point {tuple(options.point)} ({options.point_system}) lies outside the PET "
                                     "volume; check the coordinates and --lps")
-        return Location("point", center, lps_to_ras(center), fov)
+        return Location("point", center, lps_to_ras(center), fov), None
     if options.box is not None:
         a, b = to_lps(options.box[0]), to_lps(options.box[1])
         center, size = box_center_and_size(a, b)
         if not point_in_volume(pet, center):
             raise MTLRadiomicsError("the box centre lies outside the PET volume; check the corners")
-        if any(s > f for s, f in zip(size, fov)):
-            warnings.append(f"the box ({' x '.join(f'{s:.0f}' for s in size)} mm) is larger than the model's "
-                            f"field of view ({' x '.join(f'{f:.0f}' for f in fov)} mm); its centre is analysed")
-        return Location("box", center, lps_to_ras(center), fov, note=f"box {' x '.join(f'{s:.0f}' for s in size)} mm")
+        within = box_voxels(pet, a, b)
+        if not within.any():
+            raise MTLRadiomicsError("the box holds no PET voxel; check the corners")
+        seed = hottest_in(pet, within)
+        return Location("box", seed, lps_to_ras(seed), fov,
+                        note=f"box {' x '.join(f'{s:.0f}' for s in size)} mm; the MTV is grown from its hottest "
+                             "voxel and kept inside it"), within
     search = find_candidates(pet)
     best = search.candidates[0]
     others = [c.to_dict() for c in search.candidates]
@@ -198,12 +213,38 @@ def _locate(pet: PetVolume, options: AnalysisOptions, loaded: LoadedModel, mask:
         warnings.append(f"{len(search.candidates)} FDG-avid candidates found; the most likely one was analysed "
                         "(the others are listed in result.json); give --point to choose another")
     return Location("automatic", best.center_lps, lps_to_ras(best.center_lps), fov, candidates=others,
-                    excluded=[e.to_dict() for e in search.excluded], note=search.method)
+                    excluded=[e.to_dict() for e in search.excluded], note=search.method), None
 
 
-def _predict_with_fallback(loaded, crop, device, options, mask_crop, warnings):
+def box_voxels(pet: PetVolume, corner_a_lps, corner_b_lps) -> np.ndarray:
+    """bool (z, y, x): the PET voxels whose centres lie inside the axis-aligned LPS box."""
+    lo = np.minimum(corner_a_lps, corner_b_lps)
+    hi = np.maximum(corner_a_lps, corner_b_lps)
+    k, j, i = np.indices(pet.shape, sparse=True)
+    d = np.asarray(pet.direction, dtype=float).reshape(3, 3) * np.asarray(pet.spacing)
+    inside = np.ones(pet.shape, dtype=bool)
+    for axis in range(3):
+        coordinate = pet.origin[axis] + d[axis, 0] * i + d[axis, 1] * j + d[axis, 2] * k
+        inside &= (coordinate >= lo[axis]) & (coordinate <= hi[axis])
+    return inside
+
+
+def hottest_in(pet: PetVolume, region: np.ndarray) -> tuple[float, float, float]:
+    """LPS position (mm) of the hottest voxel of ``region`` (bool (z, y, x))."""
+    flat = int(np.argmax(np.where(region, pet.suv, -np.inf)))
+    k, j, i = np.unravel_index(flat, pet.shape)
+    return pet.index_to_physical((float(i), float(j), float(k)))
+
+
+def _seed_zyx(pet: PetVolume, point_lps) -> tuple[int, int, int]:
+    index = pet.physical_to_index(tuple(point_lps))
+    return tuple(int(np.clip(v, 0, n - 1)) for v, n in zip(reversed(index), pet.shape))  # type: ignore[return-value]
+
+
+def _on_device(loaded: LoadedModel, device: torch.device, warnings: list[str], work):
+    """``work(device)``; on CUDA out of memory, again on the CPU (with a warning). Returns (result, device)."""
     try:
-        return predict(loaded.network, crop, device, options.samples, options.uncertainty, mask_crop), device
+        return work(device), device
     except RuntimeError as error:
         if device.type != "cuda" or not is_out_of_memory(error):
             raise
@@ -211,27 +252,7 @@ def _predict_with_fallback(loaded, crop, device, options, mask_crop, warnings):
         torch.cuda.empty_cache()
         cpu = torch.device("cpu")
         loaded.network.to(cpu)
-        return predict(loaded.network, crop, cpu, options.samples, options.uncertainty, mask_crop), cpu
-
-
-def _predicted_mask(probability_crop: Optional[np.ndarray], crop, pet: PetVolume, threshold: float,
-                    warnings: list[str]) -> np.ndarray:
-    if probability_crop is None:
-        raise MTLRadiomicsError("this model has no segmentation head; give an MTV with 'rescore --mask'")
-    probability = crop_to_pet(probability_crop, crop.reference, pet)
-    mask = probability_to_mask(probability, threshold)
-    if not mask.any():
-        warnings.append("the model segmented no tumour at this location: the MTV is empty; check the location "
-                        "or draw the MTV and use rescore")
-        return mask
-    seed = np.unravel_index(int(np.argmax(np.where(mask > 0, probability, -1.0))), mask.shape)
-    mask = largest_component_near(mask, tuple(int(s) for s in seed))
-    border = probability_crop.copy()
-    border[1:-1, 1:-1, 1:-1] = 0
-    if (border >= threshold).any():
-        warnings.append("the MTV reaches the edge of the analysed region: the tumour may extend beyond the "
-                        "model's field of view")
-    return mask
+        return work(cpu), cpu
 
 
 def _estimate(values: np.ndarray) -> Estimate:
@@ -240,19 +261,35 @@ def _estimate(values: np.ndarray) -> Estimate:
                     samples=int(len(values)))
 
 
-def _scores(prediction, loaded: LoadedModel, options: AnalysisOptions, mask_source: str) -> Scores:
+def _scores(prediction, loaded: LoadedModel, options: AnalysisOptions, mask_source: str, check: MtvCheck) -> Scores:
     card = loaded.card
     kind = loaded.config.outcome_kind
-    outcome = _estimate(prediction.outcome_samples) if prediction.outcome_samples is not None else Estimate(float("nan"), 0.0, 0)
+    outcome = None
     pathology = {}
-    if prediction.class_samples is not None:
-        names = list(card.class_names) or [f"class {i}" for i in range(prediction.class_samples.shape[1])]
-        pathology = {name: _estimate(prediction.class_samples[:, i]) for i, name in enumerate(names)}
+    if prediction is not None:
+        outcome = _estimate(prediction.outcome_samples) if prediction.outcome_samples is not None else None
+        if prediction.class_samples is not None:
+            names = list(card.class_names) or [f"class {i}" for i in range(prediction.class_samples.shape[1])]
+            pathology = {name: _estimate(prediction.class_samples[:, i]) for i, name in enumerate(names)}
     method = ("Monte-Carlo dropout" if options.uncertainty == "mc-dropout"
               else "test-time augmentation (flips, shifts)")
+    withheld = check.withheld_reason
+    if not withheld and prediction is None:
+        withheld = "the model has no outcome or pathology head"
     return Scores(outcome_kind=kind, outcome_meaning=str(card.outcome.get("meaning", "")), outcome=outcome,
                   pathology=pathology, uncertainty=f"mean ± sd over {options.samples} samples, {method}",
-                  mask_source=mask_source)
+                  mask_source=mask_source, withheld=withheld)
+
+
+def _mtv_summary(mtvs: Optional[LesionMtvs], check: MtvCheck, options: AnalysisOptions, edited: bool) -> dict:
+    """result.json's "mtv": the scored method, every method side by side, the checks, the liver reference."""
+    if edited:
+        return {"method": "edited", "label": "edited MTV (rescore)", "check": check.to_dict(), "methods": {}}
+    assert mtvs is not None
+    liver = mtvs.liver.to_dict() if mtvs.liver is not None else {"found": False, "reason": mtvs.liver_reason}
+    return {"method": mtvs.chosen, "label": MTV_METHODS[mtvs.chosen], "fill_holes": mtvs.fill_holes,
+            "seed_voxel_zyx": list(mtvs.seed_zyx), "check": check.to_dict(), "methods": mtvs.table,
+            "liver_reference": liver}
 
 
 def _model_summary(loaded: LoadedModel) -> dict:
@@ -266,9 +303,15 @@ def _model_summary(loaded: LoadedModel) -> dict:
 
 
 def _write_outputs(work: Path, pet: PetVolume, mask: np.ndarray, heatmaps: dict[str, np.ndarray],
-                   warnings: list[str]) -> dict[str, str]:
+                   warnings: list[str], mtvs: Optional[LesionMtvs] = None) -> dict[str, str]:
     outputs = {"segmentation": write_seg_nrrd(mask, pet, work / "segmentation.seg.nrrd").name,
                "mtv_nifti": write_image_like(mask.astype(np.uint8), pet, work / "mtv.nii.gz").name}
+    if mtvs is not None and mtvs.masks:
+        outputs["mtv_methods"] = write_segments_nrrd(
+            {MTV_METHODS[name]: m for name, m in mtvs.masks.items()}, pet, work / "mtv_methods.seg.nrrd").name
+    if mtvs is not None and mtvs.network is not None:
+        outputs["mtv_probability"] = write_image_like(mtvs.network.probability, pet,
+                                                      work / "mtv_probability.nrrd").name
     for scale, heatmap in heatmaps.items():
         outputs[f"gradcam_{scale}"] = write_image_like(heatmap.astype(np.float32), pet,
                                                        work / f"gradcam_{scale}.nrrd").name

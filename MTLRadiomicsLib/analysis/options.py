@@ -14,7 +14,9 @@ class AnalysisOptions:
     """point: lesion point in mm, in ``point_system`` ('RAS' as Slicer shows, or 'LPS');
     box: two opposite corners in mm in ``point_system``; neither: automatic localisation.
     explain: Grad-CAM target, 'outcome' or 'segmentation'. samples: passes for the uncertainty.
-    device: 'auto', 'cpu' or 'cuda'. model: model folder (default: the bundled model)."""
+    device: 'auto', 'cpu' or 'cuda'. model: model folder or installed model name (default: the
+    default model). mtv_method: the MTV the scores use ('network' or a classical method of
+    ``MTLRadiomicsLib.mtv.lesion.MTV_METHODS``); fill_holes: fill enclosed holes of every MTV."""
 
     point: Optional[tuple[float, float, float]] = None
     box: Optional[tuple[tuple[float, float, float], tuple[float, float, float]]] = None
@@ -23,9 +25,11 @@ class AnalysisOptions:
     samples: int = 10
     uncertainty: str = "mc-dropout"
     device: str = "auto"
-    model: Optional[Path] = None
+    model: Optional[Path | str] = None
     overrides: SuvOverrides = field(default_factory=SuvOverrides)
     input_units: Optional[str] = None
     series_uid: Optional[str] = None
     report: bool = True
     threshold: float = 0.5
+    mtv_method: str = "network"
+    fill_holes: bool = False

@@ -38,6 +38,24 @@ def write_seg_nrrd(mask: np.ndarray, pet: PetVolume, path: str | Path, name: str
     return Path(path)
 
 
+METHOD_COLORS = ((0.95, 0.3, 0.2), (0.2, 0.6, 0.95), (0.3, 0.8, 0.3), (0.95, 0.75, 0.1), (0.7, 0.3, 0.9),
+                 (0.1, 0.8, 0.8), (0.9, 0.5, 0.7))
+
+
+def write_segments_nrrd(masks: dict[str, np.ndarray], pet: PetVolume, path: str | Path) -> Path:
+    """A Slicer segmentation with one segment per named mask (overlapping segments in separate layers)."""
+    import slicerio
+
+    segmentation = slicerio.create_segmentation(pet.size, ijk_to_lps(pet))
+    for index, (name, mask) in enumerate(masks.items()):
+        slicerio.add_segment(segmentation, np.transpose(mask > 0, (2, 1, 0)),
+                             {"id": f"segment_{index + 1}", "name": name,
+                              "color": list(METHOD_COLORS[index % len(METHOD_COLORS)]),
+                              "terminology": NEOPLASM_TERMINOLOGY})
+    slicerio.write_segmentation(str(path), segmentation)
+    return Path(path)
+
+
 def read_seg_nrrd(path: str | Path, name: str = "MTV") -> tuple[np.ndarray, np.ndarray]:
     """The segment ``name`` of a .seg.nrrd as a uint8 (z, y, x) mask and the 4x4 ijk-to-LPS matrix."""
     import slicerio

@@ -73,6 +73,10 @@ class ReportText:
     uncertainty: str
     location: list[tuple[str, str]]
     gradcam_caption: str
+    mtv_methods: list[tuple[str, str]] = field(default_factory=list)   # method label, "ml · SUVmean · Dice"
+    mtv_methods_short: list[tuple[str, str]] = field(default_factory=list)   # the same, short (the PDF)
+    mtv_label: str = ""
+    withheld: str = ""
     scale_titles: dict[str, str] = field(default_factory=dict)
     model_line: str = ""
     held_out_line: str = ""
@@ -169,13 +173,18 @@ def _facts(result: AnalysisResult, pet: Optional[PetVolume]) -> list[tuple[str, 
     ]
 
 
-def _estimate(est: Estimate) -> str:
+def _estimate(est: Optional[Estimate]) -> str:
+    if est is None:
+        return DASH
     return est.text() if np.isfinite(est.mean) and np.isfinite(est.sd) else DASH
 
 
 def _uncertainty(result: AnalysisResult) -> str:
     scores = result.scores
-    samples = int(scores.outcome.samples)
+    if scores.withheld:
+        return "no scores"
+    reference = scores.outcome or next(iter(scores.pathology.values()), None)
+    samples = int(reference.samples) if reference is not None else 0
     raw = str(scores.uncertainty or "").strip()
     method = UNCERTAINTY_NAMES.get(raw.lower(), raw)
     if "sample" in method.lower():            # already says how many samples
@@ -258,6 +267,43 @@ def held_out_summary(model: dict[str, Any]) -> str:
     return f"Held-out performance ({split}{f', n = {n}' if n else ''}): " + " · ".join(parts)
 
 
+SHORT_METHOD_LABELS = {"network": "Network", "suvmax40": "40 % SUVmax", "suvmax41": "41 % (EANM)",
+                       "suvmax50": "50 % SUVmax", "suv2.5": "SUV ≥ 2.5", "percist": "PERCIST (liver)"}
+
+
+def mtv_method_rows(result: AnalysisResult, short: bool = False) -> list[tuple[str, str]]:
+    """One row per MTV method: label (the scored one marked) and "ml · SUVmean · Dice with the scored MTV",
+    or why it could not be used; ``short``: brief labels and values for the PDF's narrow column."""
+    mtv = result.mtv or {}
+    rows = []
+    for name, info in (mtv.get("methods") or {}).items():
+        chosen = name == mtv.get("method")
+        if short:
+            label = SHORT_METHOD_LABELS.get(name, str(info.get("label", name))) + (" *" if chosen else "")
+            if not info.get("available", False):
+                rows.append((label, "not available"))
+                continue
+            m = info.get("metrics") or {}
+            dice = info.get("dice_with_chosen")
+            value = f"{format_metric('mtv_ml', m.get('mtv_ml'))} ml"
+            value += " (scored)" if chosen else (f" · Dice {dice:.2f}" if dice is not None else "")
+            rows.append((label, value))
+            continue
+        label = str(info.get("label", name)) + (" (scored)" if chosen else "")
+        if not info.get("available", False):
+            rows.append((label, f"not available: {info.get('reason', '')}".strip()))
+            continue
+        m = info.get("metrics") or {}
+        parts = [f"{format_metric('mtv_ml', m.get('mtv_ml'))} ml", f"SUVmean {format_metric('suv_mean', m.get('suv_mean'))}"]
+        dice = info.get("dice_with_chosen")
+        if dice is not None and name != mtv.get("method"):
+            parts.append(f"Dice {dice:.2f}")
+        if info.get("threshold_suv") is not None:
+            parts.append(f"≥ {info['threshold_suv']:.2f} SUV")
+        rows.append((label, " · ".join(parts)))
+    return rows
+
+
 def report_text(result: AnalysisResult, pet: Optional[PetVolume] = None,
                 scales: Optional[list[str]] = None) -> ReportText:
     """All texts of the report from the result (and the PET's series facts and heatmap scales)."""
@@ -279,10 +325,15 @@ def report_text(result: AnalysisResult, pet: Optional[PetVolume] = None,
                  ("MTV", format_metric("mtv_ml", metrics.get("mtv_ml")), "ml"),
                  ("TLG", format_metric("tlg", metrics.get("tlg")), "g")],
         outcome=(OUTCOME_LABELS.get(scores.outcome_kind, scores.outcome_kind.capitalize() or "Outcome"),
-                 _estimate(scores.outcome)),
+                 "withheld" if scores.withheld else _estimate(scores.outcome)),
         outcome_meaning=_meaning(scores.outcome_meaning, OUTCOME_LABELS.get(scores.outcome_kind, "")),
-        pathology=[(f"Pathology: {name}", _estimate(est)) for name, est in scores.pathology.items()]
-        or [("Pathology", "not predicted by this model")],
+        pathology=([] if scores.withheld else [(f"Pathology: {name}", _estimate(est))
+                                               for name, est in scores.pathology.items()])
+        or [("Pathology", "withheld" if scores.withheld else "not predicted by this model")],
+        mtv_methods=mtv_method_rows(result),
+        mtv_methods_short=mtv_method_rows(result, short=True),
+        mtv_label=str((result.mtv or {}).get("label", "")),
+        withheld=scores.withheld,
         uncertainty=_uncertainty(result),
         location=_location(result),
         gradcam_caption=f"Target: {_target(result)} · axial slice through SUVmax · MTV contour white · "
@@ -425,11 +476,12 @@ def _facts_block(page: _Page, text: ReportText, top: float) -> float:
 
 
 def _score_rows(text: ReportText) -> int:
-    return 3 + bool(text.outcome_meaning) + len(text.pathology)
+    return 3 + bool(text.outcome_meaning) + len(text.pathology) + (2 if text.withheld else 0)
 
 
 def _tables_height(text: ReportText) -> float:
-    return 0.25 + max(len(text.metrics), _score_rows(text)) * LINE + 0.12 + 0.25 + len(text.location) * LINE
+    return (0.25 + max(len(text.metrics) + bool(text.mtv_label), _score_rows(text)) * LINE + 0.12 + 0.25
+            + len(text.location) * LINE)
 
 
 def _tables(page: _Page, text: ReportText, x: float, top: float, width: float) -> float:
@@ -441,6 +493,9 @@ def _tables(page: _Page, text: ReportText, x: float, top: float, width: float) -
         page.text(x + 1.05, y, value, fontsize=8.5, fontweight="bold", ha="right")
         page.text(x + 1.12, y, unit, fontsize=7.5, color=LABEL_GREY)
         y += LINE
+    if text.mtv_label:
+        page.text(x, y, _fit(f"MTV: {text.mtv_label}", left_w, 7.0), fontsize=7, color=LABEL_GREY)
+        y += LINE
     left_bottom = y
     y = page.heading(right_x, top, right_w, "Scores")
     label_w = 1.75
@@ -449,6 +504,10 @@ def _tables(page: _Page, text: ReportText, x: float, top: float, width: float) -
         page.text(right_x, y, _fit(text.outcome_meaning, right_w, 7.0), fontsize=7, color=LABEL_GREY)
         y += LINE
     y = _rows(page, right_x, y, right_w, label_w, text.pathology)
+    if text.withheld:
+        for line in _wrap(f"Withheld: {text.withheld}", right_w, 7.0, max_lines=3):
+            page.text(right_x, y, line, fontsize=7, color=BANNER_EDGE)
+            y += LINE
     for line in _wrap(f"Uncertainty: {text.uncertainty}", right_w, 7.0, max_lines=2):
         page.text(right_x, y, line, fontsize=7, color=LABEL_GREY)
         y += LINE
@@ -490,13 +549,21 @@ def _layout(text: ReportText, available: float, heat_rows: int) -> _Layout:
 def _images(page: _Page, views: rf.Views, result: AnalysisResult, text: ReportText, top: float,
             layout: _Layout) -> None:
     mip_w = RIGHT_X - 0.22 - MARGIN_X
+    methods_h = (0.3 + LINE * len(text.mtv_methods_short)) if text.mtv_methods_short else 0.0
     page.heading(MARGIN_X, top, mip_w, f"Coronal MIP (SUV 0–{views.window:g})")
-    ax = page.axes(MARGIN_X, top + 0.3, mip_w, layout.middle_h - 0.3 - 0.42)
+    ax = page.axes(MARGIN_X, top + 0.3, mip_w, layout.middle_h - 0.3 - 0.42 - methods_h)
     rf.draw_mip(ax, views, result)
     ax.set_title("")
     ax.set_anchor("N")
-    page.text(MARGIN_X, top + layout.middle_h - 0.36, "Red box: analysed MTV\nBlue circles: other candidates (rank)",
+    page.text(MARGIN_X, top + layout.middle_h - 0.36 - methods_h,
+              "Red box: analysed MTV\nBlue circles: other candidates (rank)",
               fontsize=7, color=LABEL_GREY, linespacing=1.4)
+    if text.mtv_methods_short:
+        y = page.heading(MARGIN_X, top + layout.middle_h - methods_h + 0.02, mip_w, "MTV by method")
+        for label, value in text.mtv_methods_short:
+            page.text(MARGIN_X, y, _fit(label, 0.95, 7.0), fontsize=7, color=LABEL_GREY)
+            page.text(MARGIN_X + 0.97, y, _fit(value, mip_w - 0.97, 7.0), fontsize=7)
+            y += LINE
     x, width, panel = RIGHT_X, RIGHT_W, layout.slice_panel
     y = page.heading(x, top, width, "Slices through the SUVmax of the MTV" if views.mask_box is not None
                      else "Slices through the lesion centre (the MTV is empty)")

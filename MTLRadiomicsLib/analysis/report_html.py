@@ -25,6 +25,7 @@ h1 { font-size: 18pt; color: #1a3a5a; margin: 0; }
 .banner p { margin: 2px 0; }
 .banner .edited { color: #c0392b; font-weight: bold; }
 .banner .warning { color: #7a4a00; }
+td.warning { color: #c0392b; font-size: 8.5pt; }
 h2 { font-size: 11pt; color: #1a3a5a; border-bottom: 1px solid #1a3a5a; margin: 12px 0 4px;
      padding-bottom: 1px; }
 .columns { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); gap: 0 24px; }
@@ -85,6 +86,8 @@ def _scores(text: "ReportText") -> str:
         rows.append(f'<tr><td colspan="3" class="small">{escape(text.outcome_meaning)}</td></tr>')
     rows += [f'<tr><th>{escape(label)}</th><td class="value">{escape(v)}</td><td></td></tr>'
              for label, v in text.pathology]
+    if text.withheld:
+        rows.append(f'<tr><td colspan="3" class="warning">Withheld: {escape(text.withheld)}</td></tr>')
     rows.append(f'<tr><td colspan="3" class="small">Uncertainty: {escape(text.uncertainty)}</td></tr>')
     return '<table class="scores">\n' + "\n".join(rows) + "\n</table>"
 
@@ -141,6 +144,7 @@ def render_html(text: "ReportText", mip_png: str, slices_png: str, gradcam_png: 
 <section>
 <h2>PET metrics (MTV)</h2>
 {_metrics(text)}
+{f'<p class="small">MTV: {escape(text.mtv_label)}</p>' if text.mtv_label else ''}
 </section>
 <section>
 <h2>Scores</h2>
@@ -149,6 +153,7 @@ def render_html(text: "ReportText", mip_png: str, slices_png: str, gradcam_png: 
 </div>
 <h2>Location</h2>
 {_table(text.location)}
+{('<h2>MTV by method (the same seed)</h2>' + chr(10) + _table(text.mtv_methods)) if text.mtv_methods else ''}
 </section>
 </div>
 <h2>Grad-CAM heatmaps per network scale</h2>

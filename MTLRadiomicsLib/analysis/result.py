@@ -28,10 +28,15 @@ class Scores:
 
     outcome_kind: str
     outcome_meaning: str
-    outcome: Estimate
+    outcome: Optional[Estimate]
     pathology: dict[str, Estimate]
     uncertainty: str
     mask_source: str = "predicted"            # or "edited" (rescore)
+    withheld: str = ""                        # why there are no scores (an implausible MTV), or ""
+
+    @property
+    def valid(self) -> bool:
+        return not self.withheld
 
 
 @dataclass
@@ -45,6 +50,7 @@ class Location:
     candidates: list[dict] = field(default_factory=list)
     excluded: list[dict] = field(default_factory=list)
     note: str = ""
+    field_center_lps: Optional[tuple[float, float, float]] = None   # where the network's fixed field was placed
 
 
 @dataclass
@@ -61,6 +67,7 @@ class AnalysisResult:
     scores: Scores
     metrics: dict[str, float]                # SUVmax, SUVpeak, SUVmean, MTV ml, TLG, voxels
     explanation: dict[str, Any]              # target, scales, files
+    mtv: dict[str, Any] = field(default_factory=dict)        # scored method, every method, checks, liver
     outputs: dict[str, str] = field(default_factory=dict)     # name -> file name in the output folder
     timings_s: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
@@ -79,7 +86,7 @@ class AnalysisResult:
         d = dict(data)
         d["location"] = Location(**d["location"])
         s = dict(d["scores"])
-        s["outcome"] = Estimate(**s["outcome"])
+        s["outcome"] = Estimate(**s["outcome"]) if s.get("outcome") else None
         s["pathology"] = {k: Estimate(**v) for k, v in s["pathology"].items()}
         d["scores"] = Scores(**s)
         return cls(**d)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from MTLRadiomicsLib.analysis.options import AnalysisOptions
 from MTLRadiomicsLib.commands.pet_options import overrides_from_args
@@ -14,8 +13,8 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model and output")
     group.add_argument("--out", required=True, metavar="DIR", help="output folder (created; see --overwrite)")
     group.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
-    group.add_argument("--model", metavar="DIR", help="model folder with model.json + model.safetensors "
-                       "(default: the bundled model)")
+    group.add_argument("--model", metavar="NAME|DIR", help="an installed model (see 'mtl-radiomics models') or "
+                       "a model folder with model.json + model.safetensors (default: the default model)")
     group.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                        help="compute device; auto takes CUDA when present (default auto)")
     group.add_argument("--explain", choices=("outcome", "segmentation"), default="outcome",
@@ -26,6 +25,17 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--no-report", action="store_true", help="skip report.pdf and report.html")
     group.add_argument("--progress", choices=("bar", "json", "none"), default="bar",
                        help="progress display; json prints one line per stage for front ends (default bar)")
+
+
+def add_mtv_options(parser: argparse.ArgumentParser) -> None:
+    from MTLRadiomicsLib.mtv.lesion import MTV_METHODS
+
+    group = parser.add_argument_group("MTV (metabolic tumour volume)")
+    group.add_argument("--mtv-method", choices=list(MTV_METHODS), default="network",
+                       help="the MTV the scores use: " + "; ".join(f"{k}: {v}" for k, v in MTV_METHODS.items())
+                            + " (default network; every method's MTV is listed in result.json and the report)")
+    group.add_argument("--fill-holes", action="store_true",
+                       help="fill holes enclosed by the MTV (necrotic cores), in 3-D and in every axial slice")
 
 
 def add_location_options(parser: argparse.ArgumentParser) -> None:
@@ -47,6 +57,7 @@ def options_from_args(args: argparse.Namespace) -> AnalysisOptions:
     return AnalysisOptions(
         point=point, box=box, point_system="LPS" if getattr(args, "lps", False) else "RAS",
         explain=args.explain, samples=args.samples, uncertainty=args.uncertainty, device=args.device,
-        model=Path(args.model) if args.model else None, overrides=overrides_from_args(args),
+        model=args.model or None, overrides=overrides_from_args(args),
         input_units=getattr(args, "input_units", None), series_uid=getattr(args, "series", None),
-        report=not args.no_report)
+        report=not args.no_report, mtv_method=getattr(args, "mtv_method", "network"),
+        fill_holes=getattr(args, "fill_holes", False))

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from MTLRadiomicsLib.commands.analysis_options import add_location_options, add_model_options, options_from_args
+from MTLRadiomicsLib.commands.analysis_options import (add_location_options, add_model_options, add_mtv_options,
+                                                        options_from_args)
 from MTLRadiomicsLib.commands.pet_options import add_pet_options
 
 
@@ -18,6 +19,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                     "all on the original PET grid.")
     add_pet_options(parser)
     add_location_options(parser)
+    add_mtv_options(parser)
     add_model_options(parser)
     parser.set_defaults(handler=run)
 
@@ -39,11 +41,20 @@ def print_summary(result, out: str) -> None:
     ras = ", ".join(f"{v:.1f}" for v in result.location.center_ras)
     print(f"lesion      {result.location.method}, centre RAS ({ras}) mm")
     name = "response probability" if s.outcome_kind == "binary" else "risk (log relative hazard)"
-    print(f"{name:<11} {s.outcome.text()}  [{s.mask_source} MTV]")
-    for cls, est in s.pathology.items():
-        print(f"p({cls}) {est.text()}")
-    print(f"MTV {m['mtv_ml']:.1f} ml, SUVmax {m['suv_max']:.2f}, SUVpeak {m['suv_peak']:.2f}, "
-          f"SUVmean {m['suv_mean']:.2f}, TLG {m['tlg']:.1f} g")
+    if s.withheld:
+        print(f"scores      withheld: {s.withheld}")
+    else:
+        if s.outcome is not None:
+            print(f"{name:<11} {s.outcome.text()}  [{s.mask_source} MTV]")
+        for cls, est in s.pathology.items():
+            print(f"p({cls}) {est.text()}")
+    method = (result.mtv or {}).get("label", "")
+    print(f"MTV {m['mtv_ml']:.1f} ml{f' ({method})' if method else ''}, SUVmax {m['suv_max']:.2f}, "
+          f"SUVpeak {m['suv_peak']:.2f}, SUVmean {m['suv_mean']:.2f}, TLG {m['tlg']:.1f} g")
+    others = [(v.get("label", k), v["metrics"]["mtv_ml"]) for k, v in (result.mtv or {}).get("methods", {}).items()
+              if v.get("available") and "metrics" in v and k != (result.mtv or {}).get("method")]
+    if others:
+        print("other MTVs  " + ", ".join(f"{label} {ml:.1f} ml" for label, ml in others))
     for warning in result.warnings:
         print(f"note: {warning}")
     print(f"report      {out}/report.pdf" if "report_pdf" in result.outputs else f"results     {out}/result.json")

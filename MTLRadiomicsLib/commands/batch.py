@@ -9,11 +9,12 @@ import time
 import traceback
 from pathlib import Path
 
-from MTLRadiomicsLib.commands.analysis_options import add_model_options, options_from_args
+from MTLRadiomicsLib.commands.analysis_options import add_model_options, add_mtv_options, options_from_args
 from MTLRadiomicsLib.errors import MTLRadiomicsError
 
 SUMMARY_COLUMNS = ["case_id", "status", "error", "outcome_mean", "outcome_sd", "pathology", "pathology_probability",
-                   "suv_max", "suv_peak", "suv_mean", "mtv_ml", "tlg", "location", "seconds", "folder"]
+                   "scores_withheld", "mtv_method", "suv_max", "suv_peak", "suv_mean", "mtv_ml", "tlg", "location",
+                   "seconds", "folder"]
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -24,6 +25,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                     "reported and skipped; finished cases are not redone unless --redo. Writes OUT/summary.csv.")
     parser.add_argument("manifest", metavar="MANIFEST.csv")
     parser.add_argument("--redo", action="store_true", help="analyse finished cases again")
+    add_mtv_options(parser)
     add_model_options(parser)
     parser.set_defaults(handler=run)
 
@@ -98,7 +100,10 @@ def _summary_values(result_path: Path) -> dict:
     result = json.loads(result_path.read_text())
     scores, metrics = result["scores"], result["metrics"]
     best = max(scores["pathology"].items(), key=lambda kv: kv[1]["mean"]) if scores["pathology"] else ("", {"mean": ""})
-    return {"outcome_mean": scores["outcome"]["mean"], "outcome_sd": scores["outcome"]["sd"],
+    outcome = scores.get("outcome") or {"mean": "", "sd": ""}
+    return {"outcome_mean": outcome["mean"], "outcome_sd": outcome["sd"],
             "pathology": best[0], "pathology_probability": best[1]["mean"],
+            "scores_withheld": scores.get("withheld", ""),
+            "mtv_method": (result.get("mtv") or {}).get("method", ""),
             **{k: round(metrics[k], 4) for k in ("suv_max", "suv_peak", "suv_mean", "mtv_ml", "tlg")},
             "location": result["location"]["method"]}

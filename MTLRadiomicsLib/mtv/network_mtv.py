@@ -6,8 +6,9 @@ network field of view around the seed. MONAI's ``sliding_window_inference`` (Gau
 overlap 0.5) gives the tumour probability over the region; the connected component of the seed is
 the lesion. Wherever the lesion comes within ``CONTEXT_VOXELS`` of a face of the region while the
 PET goes on beyond that face, the region grows on that side by half a field of view and the
-inference is repeated. Growth stops when the lesion is enclosed, at the ends of the scan (the lesion
-is then reported as cut there) or at ``MAX_EXTENT_MM`` (reported as a limit).
+inference is repeated (growing passes with overlap 0.25, the final one with 0.5). Growth stops when the
+lesion is enclosed, at the ends of the scan (the lesion is then reported as cut there), or at
+``MAX_EXTENT_MM`` or ``MAX_LESION_ML`` (reported as a limit: the segmentation has leaked).
 """
 
 from __future__ import annotations
@@ -26,9 +27,11 @@ from MTLRadiomicsLib.mtv.components import component_at
 from MTLRadiomicsLib.mtv.plausibility import distance_to_mask_mm
 from MTLRadiomicsLib.pet_input.pet_volume import PetVolume
 
-OVERLAP = 0.5
+OVERLAP = 0.5                 # the final pass; growing passes use GROWTH_OVERLAP (fewer windows)
+GROWTH_OVERLAP = 0.25
 CONTEXT_VOXELS = 4            # the lesion must stay this far from a region face that is not the scan's end
 MAX_EXTENT_MM = 450.0         # no lesion is larger; a region that would grow beyond is reported
+MAX_LESION_ML = 4000.0        # a component larger than this has leaked beyond one lesion: growth stops
 MAX_ITERATIONS = 10
 SEED_RADIUS_MM = 15.0         # a lesion whose nearest voxel is further from the seed is not the seed's
 AXIS_NAMES = (("right", "left"), ("anterior", "posterior"), ("inferior", "superior"))  # LPS -x/+x, -y/+y, -z/+z
@@ -42,7 +45,8 @@ class NetworkMtv:
     probability: float32 (z, y, x) on the PET grid, 0 outside the region.
     region: the final region grid (LPS axes, model spacing); region_probability its (D, H, W) map.
     cut_at_scan_end: faces ("inferior", ...) where the lesion reaches the end of the scan.
-    reached_limit: faces where the region stopped at ``MAX_EXTENT_MM`` with the lesion still touching.
+    reached_limit: faces where the region stopped at ``MAX_EXTENT_MM`` with the lesion still touching
+        ("every" when the lesion outgrew ``MAX_LESION_ML``).
     """
 
     mask: np.ndarray
@@ -99,7 +103,7 @@ def segmentation_predictor(network: MultiTaskNet) -> Callable[[torch.Tensor], to
 
 @torch.no_grad()
 def infer_region(network: MultiTaskNet, card: ModelCard, pet_image: sitk.Image, region: sitk.Image,
-                 device: torch.device, sw_batch_size: int = 4) -> tuple[np.ndarray, int]:
+                 device: torch.device, sw_batch_size: int = 4, overlap: float = OVERLAP) -> tuple[np.ndarray, int]:
     """Tumour probability (D, H, W) float32 over ``region`` and the number of windows run."""
     from monai.inferers import sliding_window_inference
 
@@ -116,25 +120,15 @@ def infer_region(network: MultiTaskNet, card: ModelCard, pet_image: sitk.Image, 
         return predict(batch)
 
     network.eval()
-    probability = sliding_window_inference(x, roi, sw_batch_size, counted, overlap=OVERLAP, mode="gaussian",
+    probability = sliding_window_inference(x, roi, sw_batch_size, counted, overlap=overlap, mode="gaussian",
                                            padding_mode="constant", cval=0.0)
     return probability[0, 0].float().cpu().numpy(), counter["windows"]
 
 
-def _touching_faces(component: np.ndarray, margin: int) -> list[tuple[int, int]]:
-    """(axis xyz, side -1/+1) of the region faces the component comes within ``margin`` voxels of."""
-    faces = []
-    for axis_xyz in range(3):
-        axis = 2 - axis_xyz                                   # arrays are (z, y, x)
-        n = component.shape[axis]
-        m = min(margin, n)
-        low = np.take(component, range(0, m), axis=axis).any()
-        high = np.take(component, range(n - m, n), axis=axis).any()
-        if low:
-            faces.append((axis_xyz, -1))
-        if high:
-            faces.append((axis_xyz, 1))
-    return faces
+def _extent(component: np.ndarray, lo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Lattice steps (x, y, z) of the component's first and last voxels along each axis."""
+    where = np.argwhere(component)[:, ::-1]                 # (x, y, z) array indices
+    return where.min(axis=0) + lo, where.max(axis=0) + lo
 
 
 def segment_network_mtv(network: MultiTaskNet, card: ModelCard, pet: PetVolume, seed_lps: Sequence[float],
@@ -155,34 +149,63 @@ def segment_network_mtv(network: MultiTaskNet, card: ModelCard, pet: PetVolume, 
     hi = lo + crop_xyz - 1
     step = np.maximum(crop_xyz // 2, 1)
     pet_image = pet.to_sitk()
+    voxel_ml = float(np.prod(spacing)) / 1000.0
     windows, iterations = 0, 0
-    touching: list[tuple[int, int]] = []
+    end_tolerance = float(max(pet.spacing)) + float(spacing.max()) / 2.0
+    open_faces: list[tuple[int, int]] = []
+    cut_faces: list[tuple[int, int]] = []
+    blocked: list[tuple[int, int]] = []
+    leaked = False
+    computed_at: Optional[tuple] = None
     while True:
         iterations += 1
         region = region_reference(seed, spacing, lo, hi)
-        probability, n = infer_region(network, card, pet_image, region, device)
+        probability, n = infer_region(network, card, pet_image, region, device, overlap=GROWTH_OVERLAP)
         windows += n
+        computed_at = (tuple(lo), tuple(hi))
         component = component_at(probability >= threshold, tuple(int(v) for v in (-lo)[::-1]),
                                  spacing[::-1], SEED_RADIUS_MM)
-        touching = _touching_faces(component, CONTEXT_VOXELS) if component.any() else []
-        grown = False
-        for axis, side in touching:
-            if side < 0 and lo[axis] > lattice_lo[axis] and hi[axis] - lo[axis] < max_steps[axis]:
-                lo[axis] = max(lo[axis] - step[axis], lattice_lo[axis], hi[axis] - max_steps[axis])
-                grown = True
-            elif side > 0 and hi[axis] < lattice_hi[axis] and hi[axis] - lo[axis] < max_steps[axis]:
-                hi[axis] = min(hi[axis] + step[axis], lattice_hi[axis], lo[axis] + max_steps[axis])
-                grown = True
+        leaked = float(component.sum()) * voxel_ml > MAX_LESION_ML
+        open_faces: list[tuple[int, int]] = []               # the lesion goes on beyond the region here
+        cut_faces: list[tuple[int, int]] = []                # the lesion reaches the end of the scan here
+        if component.any():
+            first, last = _extent(component, lo)
+            for axis in range(3):
+                if first[axis] * spacing[axis] <= (pet_lo - seed)[axis] + end_tolerance:
+                    cut_faces.append((axis, -1))
+                elif first[axis] < lo[axis] + CONTEXT_VOXELS:
+                    open_faces.append((axis, -1))
+                if last[axis] * spacing[axis] >= (pet_hi - seed)[axis] - end_tolerance:
+                    cut_faces.append((axis, 1))
+                elif last[axis] > hi[axis] - CONTEXT_VOXELS:
+                    open_faces.append((axis, 1))
+        grown, blocked = False, []
+        for axis, side in ([] if leaked else open_faces):
+            if side < 0:
+                new = max(lo[axis] - step[axis], lattice_lo[axis], hi[axis] - max_steps[axis])
+                at_scan_end = lo[axis] <= lattice_lo[axis]
+                changed, lo[axis] = new < lo[axis], min(new, lo[axis])
+            else:
+                new = min(hi[axis] + step[axis], lattice_hi[axis], lo[axis] + max_steps[axis])
+                at_scan_end = hi[axis] >= lattice_hi[axis]
+                changed, hi[axis] = new > hi[axis], max(new, hi[axis])
+            grown |= changed
+            if not changed and not at_scan_end:
+                blocked.append((axis, side))                 # stopped by the size limit
         if progress is not None:
             size = ' x '.join(f'{(h - l + 1) * s:.0f}' for l, h, s in zip(lo, hi, spacing))
             progress(f"network MTV: pass {iterations}, region {size} mm")
         if not grown or iterations >= MAX_ITERATIONS:
             break
-    cut, limit = [], []
-    for axis, side in touching:
-        name = AXIS_NAMES[axis][0 if side < 0 else 1]
-        at_end = lo[axis] <= lattice_lo[axis] if side < 0 else hi[axis] >= lattice_hi[axis]
-        (cut if at_end else limit).append(name)
+    if not (leaked or blocked):                      # a leaked MTV is not refined: it will not be used
+        if computed_at != (tuple(lo), tuple(hi)):    # the loop ended on a growth step
+            region = region_reference(seed, spacing, lo, hi)
+        probability, n = infer_region(network, card, pet_image, region, device, overlap=OVERLAP)
+        windows += n
+    cut = [AXIS_NAMES[axis][0 if side < 0 else 1] for axis, side in cut_faces]
+    limit = [AXIS_NAMES[axis][0 if side < 0 else 1] for axis, side in (open_faces if leaked else blocked)]
+    if leaked:
+        limit = limit or ["every"]
 
     probability_pet = np.clip(crop_to_pet(probability, region, pet), 0.0, 1.0)
     seed_index = pet.physical_to_index(tuple(seed))

@@ -18,12 +18,15 @@ OFF_SEED_NOTE_MM = 3.0        # closer than FAR, but not on the point: a note
 TINY_ML = 0.5                 # below the scanner's resolution (about 8 mm FWHM)
 HUGE_ML = 3000.0              # beyond any lesion in the real cohorts (largest 2.3 l)
 LOW_SUVMAX = 2.0              # hardly FDG-avid
+HOTTER_FACTOR = 3.0           # an MTV whose SUVmax exceeds the lesion at the point this many times
+                              # has joined another, hotter structure (bladder, heart, another lesion)
+POINT_RADIUS_MM = 10.0        # "the lesion at the point": its hottest voxel within this distance
 
 
 @dataclass
 class MtvCheck:
     """Outcome of the checks. ``valid``: the scores may rest on this MTV; ``flags``: short codes
-    (empty, far_from_point, reached_limit, cut_at_scan_end, tiny, huge, low_uptake); ``warnings``:
+    (empty, far_from_point, joined_hotter, reached_limit, cut_at_scan_end, tiny, huge, low_uptake); ``warnings``:
     one sentence each for the physician."""
 
     valid: bool
@@ -72,6 +75,12 @@ def check_mtv(mask: np.ndarray, suv: np.ndarray, spacing_xyz: tuple[float, float
                                "it is not the lesion at the point, so the outcome scores are withheld", True)
     elif distance > OFF_SEED_NOTE_MM:
         check.warnings.append(f"the point lies {distance:.0f} mm outside the MTV; the nearest lesion was taken")
+    local_peak = _hottest_near(suv, seed_zyx, spacing_zyx)
+    suv_max = float(suv[inside].max())
+    if distance <= FAR_FROM_SEED_MM and local_peak > 0 and suv_max > HOTTER_FACTOR * local_peak:
+        flag("joined_hotter", f"the MTV ({method_label}) joins a much hotter structure (SUVmax {suv_max:.1f}) than "
+                              f"the lesion at the point (SUV {local_peak:.1f}): it is not one lesion, so the outcome "
+                              "scores are withheld; give a box around the lesion or draw the MTV", True)
     if reached_limit:
         flag("reached_limit", f"the MTV ({method_label}) kept growing to the size limit on the "
                               f"{', '.join(reached_limit)} side: it has leaked beyond a single lesion, so the "
@@ -85,8 +94,15 @@ def check_mtv(mask: np.ndarray, suv: np.ndarray, spacing_xyz: tuple[float, float
                      "and scores are unreliable", False)
     elif volume_ml > HUGE_ML:
         flag("huge", f"the MTV is very large ({volume_ml:.0f} ml): check that it holds one lesion only", False)
-    suv_max = float(suv[inside].max())
     if suv_max < LOW_SUVMAX:
         flag("low_uptake", f"the MTV is hardly FDG-avid (SUVmax {suv_max:.2f}): check that the point lies in the "
                            "lesion", False)
     return check
+
+
+def _hottest_near(suv: np.ndarray, seed_zyx: tuple[int, int, int], spacing_zyx: np.ndarray) -> float:
+    """The highest SUV within ``POINT_RADIUS_MM`` of the seed voxel."""
+    from MTLRadiomicsLib.mtv.components import voxels_within
+
+    box, sphere = voxels_within(suv.shape, seed_zyx, spacing_zyx, POINT_RADIUS_MM)
+    return float(np.max(np.where(sphere, suv[box], -np.inf)))
