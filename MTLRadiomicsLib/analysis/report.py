@@ -248,13 +248,14 @@ def _meaning(meaning: str, label: str) -> str:
 
 
 def held_out_summary(model: dict[str, Any]) -> str:
-    """One line of the model's held-out metrics: the test split if present, else validation."""
+    """One line of the model's held-out metrics and the data they were measured on: the
+    cross-validation if present, else the test split, else validation."""
     metrics = (model or {}).get("held_out_metrics") or {}
     if not isinstance(metrics, dict) or not metrics:
         return ""
     split, values = "held-out", metrics
     if all(isinstance(v, dict) for v in metrics.values()):
-        split = next((s for s in ("test", "validation") if metrics.get(s)), next(iter(metrics)))
+        split = next((s for s in ("cross_validation", "test", "validation") if metrics.get(s)), next(iter(metrics)))
         values = metrics[split]
     parts = []
     for key, label in HELD_OUT_NAMES:
@@ -264,7 +265,8 @@ def held_out_summary(model: dict[str, Any]) -> str:
     if not parts:
         return ""
     n = values.get("n") or values.get("cases")
-    return f"Held-out performance ({split}{f', n = {n}' if n else ''}): " + " · ".join(parts)
+    where = str(values.get("data") or split.replace("_", " "))
+    return f"Held-out performance ({where}{f', n = {n}' if n else ''}): " + " · ".join(parts)
 
 
 SHORT_METHOD_LABELS = {"network": "Network", "suvmax40": "40 % SUVmax", "suvmax41": "41 % (EANM)",

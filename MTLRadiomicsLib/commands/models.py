@@ -16,13 +16,17 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
+FIGURES = (("dice", "Dice"), ("outcome_auc", "outcome AUC"), ("c_index", "C-index"), ("class_auc", "pathology AUC"),
+           ("class_accuracy", "pathology accuracy"))
+
+
 def _figures(card) -> str:
     metrics = card.held_out_metrics or {}
     for split in ("cross_validation", "test", "validation"):
         values = metrics.get(split)
         if isinstance(values, dict) and values:
-            shown = [f"{k} {v:.2f}" for k, v in values.items()
-                     if isinstance(v, (int, float)) and not k.startswith("loss") and k != "n"][:4]
+            shown = [f"{label} {values[k]:.2f}" for k, label in FIGURES
+                     if isinstance(values.get(k), (int, float))]
             where = values.get("data") or split.replace("_", " ")
             return f"{', '.join(shown)} ({where})" if shown else ""
     return ""
