@@ -23,7 +23,7 @@ from slicer.util import VTKObservationMixin
 
 from MTLRadiomicsModuleLogic import (SCALE_LABELS, AnalysisError, AnalysisLogic, AnalysisRequest, ProcessState,
                                ResultNodes, dependencies, engine_process, results, sample_data)
-from MTLRadiomicsModuleLogic.parameters import Device, MTLRadiomicsParameterNode
+from MTLRadiomicsModuleLogic.parameters import MODEL_FOLDER_CHOICE, Device, MtvMethod, MTLRadiomicsParameterNode
 
 MODULE_DIR = Path(__file__).resolve().parent
 
@@ -46,8 +46,10 @@ class MTLRadiomics(ScriptedLoadableModule):
             "Analyse a 3D FDG-PET volume with a multi-task multi-scale network: the metabolic tumour "
             "volume (MTV) as an editable segmentation, Grad-CAM heatmaps for every network scale, PET "
             "metrics (SUVmax, SUVpeak, SUVmean, MTV, TLG) that follow your edits, and outcome scores "
-            "with their uncertainty. The bundled model is trained on synthetic phantoms and is not for "
-            "clinical use.")
+            "with their uncertainty. The scores use the MTV of the chosen method (the network or a "
+            "classical threshold); every method's MTV is listed for comparison, and the scores are "
+            "withheld when the MTV is implausible. The bundled model is trained on synthetic phantoms "
+            "and is not for clinical use.")
         self.parent.acknowledgementText = (
             "Method after Amyar et al., Multi-Task Multi-Scale Learning for Outcome Prediction in 3D "
             "PET Images.")
@@ -184,6 +186,8 @@ class MTLRadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     POLL_INTERVAL_MS = 200
     METRICS_DELAY_MS = 400
+    ERROR_STYLE = "color: #c0392b; font-weight: bold"
+    WARNING_STYLE = "color: #b9770e"
 
     def __init__(self, parent=None):
         ScriptedLoadableModuleWidget.__init__(self, parent)
@@ -226,10 +230,12 @@ class MTLRadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.resultSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.onResultChanged)
         self.ui.heatmapScaleComboBox.connect("currentIndexChanged(int)", self.onHeatmapScaleChanged)
         self.ui.heatmapOpacitySlider.connect("valueChanged(double)", self.onHeatmapOpacityChanged)
-        self.ui.useBundledModelCheckBox.connect("toggled(bool)", self.onModelChoiceChanged)
+        self.ui.modelComboBox.connect("currentIndexChanged(int)", self.onModelComboBoxChanged)
         self.ui.modelPathLineEdit.connect("currentPathChanged(QString)", self.onModelChoiceChanged)
         self.ui.deviceComboBox.connect("currentIndexChanged(int)", self.onDeviceChanged)
+        self.ui.showMethodsCheckBox.connect("toggled(bool)", self.onShowMethodsToggled)
 
+        self.populateModels()
         self.initializeParameterNode()
         self.onModelChoiceChanged()
 
@@ -242,6 +248,7 @@ class MTLRadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.removeObservers()
 
     def enter(self):
+        self.populateModels()              # models installed since the module was last shown
         self.initializeParameterNode()
 
     def exit(self):
@@ -279,6 +286,8 @@ class MTLRadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self._parameterNode:
             # the .ui names each bound widget's parameter in its SlicerParameterName property
             self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self._setMtvMethodToolTips()
+        self._modelChoiceToGui()
         self.onPetVolumeChanged(self.ui.petVolumeSelector.currentNode())
         self.onResultChanged(self.ui.resultSelector.currentNode())
 
@@ -294,11 +303,67 @@ class MTLRadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.lesionPlaceWidget.setCurrentNode(node if isPointList else None)
         self.ui.lesionPlaceWidget.setEnabled(isPointList)
 
+    def _setMtvMethodToolTips(self):
+        # the parameter node fills the combo box with the methods' labels (MtvMethod.label)
+        combo = self.ui.mtvMethodComboBox
+        for index, method in enumerate(MtvMethod):
+            if index < combo.count:
+                combo.setItemData(index, f"The scores and PET metrics use the MTV '{method.label()}'; every "
+                                  "method's MTV is listed under Results.", qt.Qt.ToolTipRole)
+
+    # ------------------------------------------------------------------ model choice
+    def populateModels(self):
+        """The model combo box: the installed models (default first), then 'Model folder'."""
+        combo = self.ui.modelComboBox
+        wasBlocked = combo.blockSignals(True)
+        combo.clear()
+        for model in self.logic.installed_models():
+            combo.addItem(model.label(), model.key)
+            combo.setItemData(combo.count - 1, "\n".join(t for t in (model.summary, str(model.folder)) if t),
+                              qt.Qt.ToolTipRole)
+        combo.addItem("Model folder (choose below)", MODEL_FOLDER_CHOICE)
+        combo.setItemData(combo.count - 1, "Any model folder exported by training.export (model.json + "
+                          "model.safetensors)", qt.Qt.ToolTipRole)
+        combo.blockSignals(wasBlocked)
+        self._modelChoiceToGui()
+
+    def _modelChoice(self):
+        """The installed model's name, MODEL_FOLDER_CHOICE, or "" (the default model)."""
+        data = self.ui.modelComboBox.itemData(self.ui.modelComboBox.currentIndex)
+        return str(data) if data else ""
+
+    def _modelChoiceToGui(self):
+        """Show the parameter node's model in the combo box (it is not bound by the .ui: the list
+        of installed models is only known at run time)."""
+        if not hasattr(self, "ui"):
+            return
+        combo = self.ui.modelComboBox
+        choice = self._parameterNode.model if self._parameterNode else ""
+        index = combo.findData(choice) if choice else 0
+        missing = index < 0
+        wasBlocked = combo.blockSignals(True)
+        combo.setCurrentIndex(max(index, 0))
+        combo.blockSignals(wasBlocked)
+        self.onModelChoiceChanged()
+        if missing:
+            self.ui.modelInfoLabel.text = (f"The model '{choice}' of this scene is not installed; "
+                                           + self.ui.modelInfoLabel.text)
+
+    def onModelComboBoxChanged(self, index=None):
+        if self._parameterNode:
+            self._parameterNode.model = self._modelChoice()
+        self.onModelChoiceChanged()
+
     def onModelChoiceChanged(self, *unused):
-        bundled = self.ui.useBundledModelCheckBox.checked
-        self.ui.modelPathLineEdit.setEnabled(not bundled)
+        choice = self._modelChoice()
+        byFolder = choice == MODEL_FOLDER_CHOICE
+        self.ui.modelPathLineEdit.setEnabled(byFolder)
+        path = self.ui.modelPathLineEdit.currentPath
+        if byFolder and not path:
+            self.ui.modelInfoLabel.text = "Choose a model folder (with model.json and model.safetensors)."
+            return
         try:
-            folder = self.logic.model_folder(None if bundled else self.ui.modelPathLineEdit.currentPath)
+            folder = self.logic.model_folder(path if byFolder else None, None if byFolder else (choice or None))
         except AnalysisError as error:
             self.ui.modelInfoLabel.text = str(error)
             return
@@ -315,11 +380,19 @@ class MTLRadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         else:
             self.ui.deviceStatusLabel.text = ""
 
-    def _request(self):
+    def _request(self, analyze=True):
+        """The user's choices; a rescore uses the model of its result when that is still there."""
         p = self._parameterNode
+        choice = self._modelChoice()
+        byFolder = choice == MODEL_FOLDER_CHOICE
+        path = self.ui.modelPathLineEdit.currentPath
+        if analyze and byFolder and not path:
+            raise AnalysisError("Choose a model folder, or an installed model, under 'Model and computation'.")
         return AnalysisRequest(
             pet_node=p.petVolume, lesion_node=p.lesion,
-            model_folder=None if p.useBundledModel else Path(self.ui.modelPathLineEdit.currentPath),
+            model_folder=Path(path) if byFolder and path else None,
+            model=None if byFolder else (choice or None),
+            mtv_method=p.mtvMethod.value, fill_holes=bool(p.fillHoles),
             device=p.device.value, explain=p.explanationTarget.value, samples=int(p.samples), report=True)
 
     # ------------------------------------------------------------------ runs
@@ -344,7 +417,7 @@ class MTLRadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         self.logic.refreshEngineLocation()
         try:
-            self._job = self.logic.start_rescore(self._result, self._request())
+            self._job = self.logic.start_rescore(self._result, self._request(analyze=False))
         except (AnalysisError, OSError, RuntimeError, ValueError) as error:
             self._showError(str(error))
             return
@@ -381,12 +454,27 @@ class MTLRadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         except (AnalysisError, OSError, ValueError, RuntimeError) as error:
             self._showError(str(error))
             return
-        self.ui.statusLabel.setStyleSheet("")
-        self.ui.statusLabel.text = (f"Done in {time.monotonic() - job.started:.0f} s."
-                                    + ("" if job.kind == "analyze" else " Scores now use the edited MTV."))
+        done = (f"Done in {time.monotonic() - job.started:.0f} s."
+                + ("" if job.kind == "analyze" else " Scores now use the edited MTV."))
+        withheld = self.logic.scores_withheld(result)
+        warnings = self.logic.warnings(result)
+        if withheld:
+            self.ui.statusLabel.setStyleSheet(self.ERROR_STYLE)
+            self.ui.statusLabel.text = (f"{done} Scores withheld: {withheld}. Choose another MTV method, give a "
+                                        "box around the lesion, or edit the MTV and update the scores.")
+        elif warnings:
+            self.ui.statusLabel.setStyleSheet(self.WARNING_STYLE)
+            self.ui.statusLabel.text = f"{done} {len(warnings)} warning(s): see Results."
+        else:
+            self.ui.statusLabel.setStyleSheet("")
+            self.ui.statusLabel.text = done
         if job.kind == "analyze":
             self._parameterNode.mtvSegmentation = result.segmentation
         self._showResult(result)
+        if withheld:
+            slicer.util.warningDisplay(
+                f"The scores were withheld: {withheld}.\n\n" + "\n".join(f"- {w}" for w in warnings),
+                windowTitle="MTLRadiomics")
 
     def _cancelJob(self):
         self._pollTimer.stop()
@@ -429,20 +517,68 @@ class MTLRadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._result = None
         self.ui.scoresTableView.setMRMLTableNode(None)
         self.ui.metricsTableView.setMRMLTableNode(None)
+        self.ui.methodsTableView.setMRMLTableNode(None)
+        self.ui.methodsLabel.text = "MTV of every method:"
         self.ui.warningsLabel.text = ""
+        self.ui.heatmapNoteLabel.text = ""
+        self._setShowMethods(None)
         self._updateButtons()
 
     def _showResult(self, result):
         self._result = result
         self.ui.scoresTableView.setMRMLTableNode(result.scores_table)
         self.ui.metricsTableView.setMRMLTableNode(result.metrics_table)
-        self.ui.warningsLabel.text = "\n".join(self.logic.warnings(result))
+        self.ui.methodsTableView.setMRMLTableNode(result.methods_table)
+        mtv = self.logic.mtv_summary(result)
+        if mtv.get("label"):
+            self.ui.methodsLabel.text = (f"MTV of every method (the analysis scored: {mtv['label']}"
+                                         + (", holes filled" if mtv.get("fill_holes") else "") + "):")
+        else:
+            self.ui.methodsLabel.text = "MTV of every method:"
+        self._setShowMethods(result.methods_segmentation)
+        self._showWarnings(result)
         self.onHeatmapScaleChanged()
         self._updateButtons()
+
+    def _showWarnings(self, result):
+        withheld = self.logic.scores_withheld(result)
+        lines = [w for w in self.logic.warnings(result) if w != withheld]
+        if withheld:
+            lines.insert(0, f"Scores withheld: {withheld}.")
+        self.ui.warningsLabel.text = "\n".join(f"\u26a0 {line}" for line in lines)
+        self.ui.warningsLabel.setStyleSheet(self.ERROR_STYLE if withheld else self.WARNING_STYLE if lines else "")
+        self.ui.scoresLabel.text = "Scores: WITHHELD (see the warnings below)" if withheld else "Scores (mean ± SD):"
+        self.ui.scoresLabel.setStyleSheet(self.ERROR_STYLE if withheld else "")
+
+    def _setShowMethods(self, methodsSegmentation):
+        display = methodsSegmentation.GetDisplayNode() if methodsSegmentation is not None else None
+        checkBox = self.ui.showMethodsCheckBox
+        wasBlocked = checkBox.blockSignals(True)
+        checkBox.checked = bool(display is not None and display.GetVisibility())
+        checkBox.blockSignals(wasBlocked)
+        checkBox.enabled = display is not None
+
+    def onShowMethodsToggled(self, checked):
+        node = self._result.methods_segmentation if self._result is not None else None
+        if node is not None and node.GetDisplayNode() is not None:
+            node.GetDisplayNode().SetVisibility(bool(checked))
 
     def onHeatmapScaleChanged(self, *unused):
         if self._result is None:
             return
+        hasHeatmaps = bool(self._result.heatmaps)
+        self.ui.heatmapScaleComboBox.enabled = hasHeatmaps
+        self.ui.heatmapOpacitySlider.enabled = hasHeatmaps
+        if not hasHeatmaps:
+            self.logic.hide_heatmaps(self._result)
+            withheld = self.logic.scores_withheld(self._result)
+            self.ui.heatmapNoteLabel.text = (
+                "No heatmaps: the scores were withheld, so there is nothing to explain. Edit the MTV and "
+                "click 'Update scores from edited MTV' to score it." if withheld
+                else "No heatmaps for this result.")
+            self.ui.heatmapNoteLabel.setStyleSheet(self.WARNING_STYLE)
+            return
+        self.ui.heatmapNoteLabel.text = ""
         scale = self.ui.heatmapScaleComboBox.currentText
         if scale in self._result.heatmaps:
             self.logic.show_heatmap(self._result, scale, self.ui.heatmapOpacitySlider.value)
@@ -586,11 +722,17 @@ class MTLRadiomicsTest(ScriptedLoadableModuleTest):
         self.assertTrue(logic.check_pet(pet).usable)
 
         self.delayDisplay("Analysing in the background")
+        # a classical MTV: the self-test model may have random weights, whose network MTV is no lesion
         job = logic.start_analysis(AnalysisRequest(pet, point, model_folder=self._model(), device="auto",
-                                                   samples=2, report=True))
+                                                   samples=2, report=True, mtv_method="suv2.5"))
         self.assertEqual(self._waitFor(logic, job), ProcessState.SUCCEEDED, job.process.error_message())
         result = logic.finish(job)
+        self.assertEqual(logic.scores_withheld(result), "")
+        self.assertEqual(result.result_json["mtv"]["method"], "suv2.5")
         self.assertEqual(set(result.heatmaps), set(results.SCALES))
+        self.assertIsNotNone(result.methods_segmentation)
+        self.assertFalse(result.methods_segmentation.GetDisplayNode().GetVisibility())
+        self.assertIsNotNone(result.methods_table)
         for node in [result.labelmap, *result.heatmaps.values()]:
             self.assertTrue(np.allclose(_ijkToRas(node), _ijkToRas(pet), atol=1e-3))
         self.assertEqual(result.scores_table.GetNumberOfRows(), 3)

@@ -32,16 +32,23 @@ def test_an_mtv_away_from_the_point_is_not_the_lesion():
     assert near.valid and near.flags == [] and "4 mm outside" in near.warnings[0]
 
 
-def test_an_mtv_joined_to_a_much_hotter_structure_is_withheld():
+def test_an_mtv_joined_to_a_much_hotter_structure_is_flagged():
     suv, ball = lesion(suv=3.0)
     bladder, other = lesion(centre=(20, 20, 30), radius=3, suv=40.0)
     suv = np.maximum(suv, bladder)
     bridge = np.zeros_like(ball)
     bridge[20, 20, 20:31] = True
     check = check_mtv(ball | other | bridge, suv, SPACING, (20, 20, 20), "test")
-    assert not check.valid and "joined_hotter" in check.flags
+    assert check.valid and check.flags == ["joined_hotter"] and "SUV 40.0" in check.warnings[0]
     alone = check_mtv(ball, suv, SPACING, (20, 20, 20), "test")
-    assert alone.valid
+    assert alone.valid and alone.flags == []
+
+
+def test_the_withheld_reason_is_the_finding_that_withholds_not_a_note():
+    suv, ball = lesion()
+    check = check_mtv(ball, suv, SPACING, (20, 20, 25), "test", reached_limit=["left"])   # a note comes first
+    assert check.warnings[0].startswith("the point lies 4 mm outside")
+    assert not check.valid and check.withheld_reason.startswith("the MTV (test) kept growing")
 
 
 def test_cut_tiny_huge_and_faint_mtvs_warn_but_keep_the_scores():

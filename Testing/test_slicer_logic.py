@@ -1,8 +1,10 @@
 """The Slicer module's logic against real MRML (the slicer-core wheel), headless.
 
 The engine runs as a real background process (a tiny random model, 2 uncertainty samples, no
-report) on the real whole-body scan STS_001 handed over as DICOM, with a point inside the GTV; the
-outputs become nodes whose geometry, display and tables are checked; an edit of the MTV by array
+report) on the real whole-body scan STS_001 handed over as DICOM, with a point inside the GTV and the
+classical MTV "SUV >= 2.5" with holes filled (the tiny model's own network MTV is empty, which would
+withhold the scores: see test_slicer_mtv.py); the outputs become nodes whose geometry, display and
+tables are checked, every method's MTV included; an edit of the MTV by array
 updates the live metrics; rescoring uses the edited mask; cancel kills the process and leaves the
 scene as it was. A synthetic whole-body case is used where the real scan is not needed.
 """
@@ -87,13 +89,15 @@ def ijk_to_ras(node) -> np.ndarray:
     return scene_io.get_ijk_to_ras(node)
 
 
-def gtv_point_ras(sts001_dir: Path) -> tuple[float, float, float]:
-    """A voxel centre inside the GTV (the voxel nearest the GTV centroid that is in the GTV), RAS."""
+def gtv_point_ras(sts001_dir: Path, suv: np.ndarray) -> tuple[float, float, float]:
+    """A voxel centre inside the GTV, RAS: its hottest voxel, where a physician would click. (Near the
+    voxel nearest the GTV centroid, in the sarcoma's cold core, the SUV is only about 2.5; the MTV
+    grown from there reaches the tumour's rim, SUVmax 7.9, which the engine's plausibility check
+    takes for a joined hotter structure, and the scores would be withheld.)"""
     image = sitk.ReadImage(str(sts001_dir / "GTV_Mass_mask.nii.gz"))
     mask = sitk.GetArrayFromImage(image) > 0
-    inside = np.argwhere(mask)
-    centre = inside.mean(axis=0)
-    z, y, x = inside[np.argmin(((inside - centre) ** 2).sum(axis=1))]
+    assert mask.shape == suv.shape
+    z, y, x = np.unravel_index(int(np.argmax(np.where(mask, suv, -np.inf))), mask.shape)
     lps = image.TransformIndexToPhysicalPoint([int(x), int(y), int(z)])
     return (-lps[0], -lps[1], lps[2])
 
@@ -102,7 +106,7 @@ def gtv_point_ras(sts001_dir: Path) -> tuple[float, float, float]:
 @pytest.fixture(scope="module")
 def sts_analysis(sts001_dir, sts001_pet, tiny_model, tmp_path_factory):
     """STS_001 in a scene as Slicer's DICOM loader gives it (Bq/ml voxels, instance UIDs, under its
-    patient and study), analysed with a point in the GTV."""
+    patient and study), analysed with a point in the GTV, the MTV "SUV >= 2.5", holes filled."""
     import pydicom
 
     pet = sts001_pet
@@ -116,12 +120,13 @@ def sts_analysis(sts001_dir, sts001_pet, tiny_model, tmp_path_factory):
     study = sh.CreateStudyItem(patient, "PET study")
     sh.CreateItem(study, node)
     point = scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "Lesion")
-    point.AddControlPoint(*gtv_point_ras(sts001_dir))
+    point.AddControlPoint(*gtv_point_ras(sts001_dir, pet.suv))
 
     tmp = tmp_path_factory.mktemp("sts_analysis")
     logic = make_logic(scene, tmp, tiny_model, lookup.get)
     before = node_ids(scene)
-    job = logic.start_analysis(AnalysisRequest(node, point, device="cpu", samples=2, report=False))
+    job = logic.start_analysis(AnalysisRequest(node, point, device="cpu", samples=2, report=False,
+                                               mtv_method="suv2.5", fill_holes=True))
     assert node_ids(scene) == before                       # starting a run adds nothing
     events = run_to_end(logic, job)
     assert job.state == ProcessState.SUCCEEDED, job.process.error_message()
@@ -263,6 +268,71 @@ def test_tables_hold_scores_with_uncertainty_and_metrics(sts_analysis):
     assert [units.GetValue(i) for i in range(5)] == ["g/ml", "g/ml", "g/ml", "ml", "g"]
 
 
+def test_mtv_method_and_hole_filling_reach_the_engine(sts_analysis):
+    command = sts_analysis["job"].process.command
+    assert command[command.index("--mtv-method") + 1] == "suv2.5" and "--fill-holes" in command
+    result, logic = sts_analysis["result"], sts_analysis["logic"]
+    mtv = result.result_json["mtv"]
+    assert mtv["method"] == "suv2.5" and mtv["label"] == "SUV >= 2.5" and mtv["fill_holes"] is True
+    assert mtv["check"]["valid"] and logic.scores_withheld(result) == ""
+    assert result.scores_table.GetAttribute(results.ATTR_SCORES_WITHHELD) == ""
+    assert logic.mtv_summary(result)["method"] == "suv2.5"
+    assert logic.warnings(result) == result.result_json["warnings"]
+
+
+def test_every_method_mtv_is_a_hidden_segmentation_on_the_pet_geometry(sts_analysis):
+    result, pet_node, sh = sts_analysis["result"], sts_analysis["pet_node"], sts_analysis["sh"]
+    data = result.result_json["mtv"]
+    available = {name: entry for name, entry in data["methods"].items() if entry["available"]}
+    assert len(available) >= 5
+    node = result.methods_segmentation
+    assert node is not None and node.GetName().endswith(" MTV by method")
+    segmentation = node.GetSegmentation()
+    names = [segmentation.GetNthSegment(i).GetName() for i in range(segmentation.GetNumberOfSegments())]
+    assert names == [entry["label"] for entry in available.values()]
+    assert not node.GetDisplayNode().GetVisibility()                 # hidden until asked for
+    assert node.GetAttribute(results.ROLE_ATTRIBUTE) == results.ROLE_MTV_METHODS
+    assert ResultNodes.from_segmentation(node) is None               # not a result of its own
+    assert node.GetID() not in [r.segmentation.GetID() for r in sts_analysis["logic"].results_for(pet_node)]
+    assert node.GetNodeReference(slicer.vtkMRMLSegmentationNode.GetReferenceImageGeometryReferenceRole()).GetID() \
+        == pet_node.GetID()
+    masks = results.method_masks(result)
+    mtv = sitk.GetArrayFromImage(sitk.ReadImage(str(result.result_folder / "mtv.nii.gz")))
+    for name, entry in available.items():
+        mask = masks[entry["label"]]
+        assert mask.shape == tuple(reversed(pet_node.GetImageData().GetDimensions()))
+        assert int(mask.sum()) == entry["metrics"]["voxels"], name
+    np.testing.assert_array_equal(masks["SUV >= 2.5"], mtv)          # the scored one is the MTV segment
+    assert sh.GetItemParent(sh.GetItemByDataNode(node)) == result.folder_item
+    assert sh.GetItemParent(sh.GetItemByDataNode(result.methods_table)) == result.folder_item
+
+
+def test_methods_table_equals_result_json(sts_analysis):
+    result = sts_analysis["result"]
+    data = result.result_json["mtv"]
+    table = result.methods_table
+    assert table is not None and table.GetName().endswith(" MTV methods")
+    rows = results.methods_from_table(table)
+    assert len(rows) == len(data["methods"]) == 6
+    for row, (name, entry) in zip(rows, data["methods"].items()):
+        assert row["method"] == entry["label"] and row["available"] == entry["available"], name
+        assert row["scored"] == (name == "suv2.5") and row["reason"] == (entry.get("reason") or "")
+        if entry["available"]:
+            assert row["mtv_ml"] == pytest.approx(entry["metrics"]["mtv_ml"], rel=1e-9)
+            assert row["suv_mean"] == pytest.approx(entry["metrics"]["suv_mean"], rel=1e-9)
+            assert row["suv_max"] == pytest.approx(entry["metrics"]["suv_max"], rel=1e-9)
+            if entry["dice_with_chosen"] is None:
+                assert np.isnan(row["dice"])
+            else:
+                assert row["dice"] == pytest.approx(entry["dice_with_chosen"], abs=1e-9)
+        else:
+            assert np.isnan(row["mtv_ml"]) and row["reason"]
+    scored = next(r for r in rows if r["scored"])
+    assert scored["dice"] == pytest.approx(1.0)
+    assert scored["mtv_ml"] == pytest.approx(results.metrics_from_table(result.metrics_table)["mtv_ml"], rel=1e-9)
+    assert table.GetAttribute(results.ATTR_SCORED_MTV) == "suv2.5"
+
+
 def test_live_metrics_equal_the_engine_before_any_edit(sts_analysis):
     logic, result = sts_analysis["logic"], sts_analysis["result"]
     live = logic.live_metrics.compute(result)
@@ -302,6 +372,7 @@ def test_rescore_scores_the_edited_mask(sts_analysis, edited):
     ids_before = node_ids(sts_analysis["scene"])
     job = logic.start_rescore(result, AnalysisRequest(sts_analysis["pet_node"], device="cpu", samples=2,
                                                       report=False))
+    assert "--mtv-method" not in job.process.command and "--fill-holes" not in job.process.command
     mask_file = next(result.run_folder.glob("edited-mtv-*.nrrd"))
     written = sitk.ReadImage(str(mask_file))
     np.testing.assert_array_equal(sitk.GetArrayFromImage(written), edited)
@@ -318,7 +389,20 @@ def test_rescore_scores_the_edited_mask(sts_analysis, edited):
     np.testing.assert_array_equal(scene_io.segment_array(updated.segmentation, updated.segment_id,
                                                          sts_analysis["pet_node"]), edited)
     assert not results.edited_since_scoring(updated)
+    assert data["scores"]["withheld"] == "" and set(updated.heatmaps) == set(results.SCALES), data["warnings"]
     assert node_ids(sts_analysis["scene"]) == ids_before          # rescoring updates, never adds
+    # the methods table now compares every method with the edited MTV; no method is "the scored one"
+    rows = results.methods_from_table(updated.methods_table)
+    masks = results.method_masks(updated)
+    for row in rows:
+        if row["available"]:
+            mask = masks[row["method"]].astype(bool)
+            expected = 2.0 * (mask & (edited > 0)).sum() / (mask.sum() + edited.sum())
+            assert row["dice"] == pytest.approx(expected, abs=1e-9), row["method"]
+    assert not any(r["scored"] for r in rows)
+    assert updated.methods_table.GetAttribute(results.ATTR_SCORED_MTV) == "edited"
+    assert updated.analysis_folder == sts_analysis["job"].out_dir
+    assert sts_analysis["logic"].mtv_summary(updated)["method"] == "suv2.5"   # the analysis's, not "edited"
 
 
 def test_reanalysis_makes_new_nodes_and_keeps_the_edited_segmentation(sts_analysis, edited):
@@ -381,6 +465,9 @@ def test_a_saved_scene_finds_its_result_again_without_the_run_folder(sts_analysi
     found = ResultNodes.from_segmentation(segmentation)
     assert found is not None and found.pet.GetName() == "STS_001 PET"
     assert set(found.heatmaps) == set(results.SCALES) and found.metrics_table is not None
+    assert found.methods_segmentation.GetName() == result.methods_segmentation.GetName()
+    assert found.methods_table.GetName() == result.methods_table.GetName()
+    assert found.analysis_folder == sts_analysis["job"].out_dir
     assert found.result_folder == sts_analysis["job"].out_dir and not found.input_path.exists()
     # the reopened nodes have no voxels here (no volume files were saved): use the first scene's
     logic = make_logic(scene, tmp_path, None)
@@ -715,8 +802,10 @@ def test_parameter_node_class_imports_without_the_wrapper():
     from MTLRadiomicsModuleLogic import parameters
 
     annotations = parameters.MTLRadiomicsParameterNode.__annotations__
-    assert {"petVolume", "lesion", "useBundledModel", "modelFolder", "device", "explanationTarget", "samples",
-            "mtvSegmentation", "heatmapScale", "heatmapOpacity", "exportFolder"} == set(annotations)
+    assert {"petVolume", "lesion", "mtvMethod", "fillHoles", "model", "modelFolder", "device", "explanationTarget",
+            "samples", "mtvSegmentation", "heatmapScale", "heatmapOpacity", "exportFolder"} == set(annotations)
+    assert [m.value for m in parameters.MtvMethod] == list(parameters.MTV_METHOD_LABELS)
+    assert parameters.MtvMethod("suv2.5").label() == "SUV >= 2.5"
     assert parameters.Device("cuda").label() == "GPU (CUDA)"
     assert [d.value for d in parameters.Device] == ["auto", "cuda", "cpu"]
     assert tuple(parameters.SCALES) == results.SCALES

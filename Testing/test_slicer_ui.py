@@ -231,6 +231,12 @@ def test_ui_connections_use_existing_signals_and_slots(ui):
     assert needs_scene <= connected, sorted(needs_scene - connected)
 
 
+# Parameters the widget keeps in step with its widget in code, not through SlicerParameterName: the
+# model combo box lists the installed models, which are only known at run time (a Choice annotation
+# is fixed when the class is made). name -> the widget showing it.
+CODE_BOUND = {"model": "modelComboBox"}
+
+
 def parameter_kind(annotation) -> str:
     import pathlib
 
@@ -253,6 +259,27 @@ def parameter_kind(annotation) -> str:
     return {bool: "bool", int: "int", float: "float"}.get(base, f"unsupported {base!r}")
 
 
+def test_code_bound_parameters_are_read_and_written_by_the_widget(ui, source):
+    for parameter, widget in CODE_BOUND.items():
+        assert widget in ui["widgets"] and widget in source, widget
+        assert re.search(rf"self\._parameterNode\.{parameter}\s*=[^=]", source), f"{parameter} is never written"
+        assert re.search(rf"self\._parameterNode\.{parameter}\b(?!\s*=[^=])", source), f"{parameter} is never read"
+        assert not any(p.get("name") == "SlicerParameterName" for w in ui["root"].iter("widget")
+                       if w.get("name") == widget for p in w.findall("property"))
+
+
+def test_mtv_choices_say_what_the_scores_use(ui):
+    widgets = {w.get("name"): w for w in ui["root"].iter("widget")}
+
+    def text(name, prop):
+        return next(p.findtext("string") for p in widgets[name].findall("property") if p.get("name") == prop)
+
+    tip = text("mtvMethodComboBox", "toolTip")
+    assert "scores" in tip and "Every method's MTV" in tip
+    assert text("fillHolesCheckBox", "text") == "Fill holes (necrotic cores)"
+    assert ui["widgets"]["methodsTableView"] == "qMRMLTableView"
+
+
 def test_parameter_names_match_the_parameter_node(ui):
     pytest.importorskip("slicer", reason="the slicer-core wheel gives the node classes")
     if str(MODULE_DIR) not in sys.path:
@@ -265,7 +292,8 @@ def test_parameter_names_match_the_parameter_node(ui):
         for prop in widget.findall("property"):
             if prop.get("name") == "SlicerParameterName":
                 bound[prop.findtext("string")] = (widget.get("name"), widget.get("class"))
-    assert set(bound) == set(hints), f"unbound: {set(hints) - set(bound)}, unknown: {set(bound) - set(hints)}"
+    expected = set(hints) - set(CODE_BOUND)
+    assert set(bound) == expected, f"unbound: {expected - set(bound)}, unknown: {set(bound) - expected}"
     for parameter, (name, cls) in bound.items():
         kind = parameter_kind(hints[parameter])
         assert cls in CONNECTABLE.get(kind, set()), f"{name} ({cls}) cannot show the {kind} parameter {parameter}"
@@ -366,6 +394,7 @@ print(json.dumps({
     "python": logic.python, "engine_root": str(logic.engine_root), "module_name": logic.moduleName,
     "is_module_logic": isinstance(logic, ScriptedLoadableModuleLogic), "scene": logic.scene is slicer.mrmlScene,
     "temp_root": str(logic.temp_root), "bundled_model": str(logic.bundled_model), "registered": registered,
+    "models": [[m.key, m.is_default] for m in logic.installed_models()],
     "widget": hasattr(module, "MTLRadiomicsWidget"), "test": hasattr(module, "MTLRadiomicsTest"),
 }))
 '''
@@ -395,6 +424,8 @@ def test_module_file_loads_with_stand_ins_for_the_application(tmp_path):
     assert report["module_name"] == "MTLRadiomics" and report["is_module_logic"] and report["scene"]
     assert Path(report["temp_root"]) == tmp_path / "temp" / "MTLRadiomics"
     assert report["bundled_model"].endswith(str(Path("Resources") / "models" / "default"))
+    if (PROJECT_ROOT / "Resources" / "models" / "default" / "model.json").is_file():
+        assert report["models"][0] == ["default", True]          # the default model first
     assert report["widget"] and report["test"]
     first, second = report["registered"]
     cached = tmp_path / "cache" / "MTLRadiomics" / "MTLRadiomicsSamplePET.nrrd"

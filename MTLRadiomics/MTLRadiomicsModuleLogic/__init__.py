@@ -3,7 +3,9 @@
 - engine_process: the engine's command line as a background process (start, poll, cancel).
 - scene_io: voxels between MRML nodes and files with exact geometry (RAS in MRML, LPS in files).
 - pet_input: what the engine is given (DICOM files or NRRD), SUV check, lesion point or box.
-- results: engine outputs as nodes (segmentation, labelmap, heatmaps, tables) and heatmap display.
+- results: engine outputs as nodes (segmentation, labelmap, heatmaps, tables, every MTV method's MTV)
+  and heatmap display.
+- models: the installed models (model cards under the models root), listed without the engine.
 - live_metrics: PET metrics recomputed when the MTV is edited.
 - dependencies: first-use installation of the engine's Python packages.
 - parameters: the module's parameter node (parameterNodeWrapper in Slicer).

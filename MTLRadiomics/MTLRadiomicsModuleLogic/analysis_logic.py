@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-from MTLRadiomicsModuleLogic import dependencies, pet_input, results, scene_io
+from MTLRadiomicsModuleLogic import dependencies, models, pet_input, results, scene_io
 from MTLRadiomicsModuleLogic.engine_process import EngineProcess, PollResult, ProcessState, engine_command
 from MTLRadiomicsModuleLogic.live_metrics import LiveMetrics
+from MTLRadiomicsModuleLogic.parameters import MTV_METHOD_LABELS
 from MTLRadiomicsModuleLogic.results import ResultNodes
 
 
@@ -34,7 +35,10 @@ class AnalysisRequest:
 
     pet_node: object
     lesion_node: object = None                 # markups point list or ROI; None: automatic
-    model_folder: Optional[Path] = None        # None: the bundled model
+    model_folder: Optional[Path] = None        # a model folder; None: ``model``, else the default model
+    model: Optional[str] = None                # an installed model by folder or card name; None: the default
+    mtv_method: str = "network"                # the MTV the scores use (MTV_METHOD_LABELS); analyze only
+    fill_holes: bool = False                   # fill holes enclosed by the MTV (necrotic cores); analyze only
     device: str = "auto"                       # auto, cuda or cpu
     explain: str = "outcome"                   # outcome or segmentation
     samples: int = 10
@@ -76,14 +80,16 @@ class AnalysisLogic:
     env: environment of the engine process (None: this process's).
     dicom_lookup: SOP instance UID -> file, to hand DICOM-loaded volumes to the engine as DICOM.
     temp_root: where run folders are created.
-    bundled_model: the model used when the request names none.
+    bundled_model: the model used when the request names none (the default model).
     device_status: how the GPU is checked when the user asks for it.
+    models_root: the folder of installed models (None: where the engine looks, see models.models_root).
     """
 
     def __init__(self, scene, python: str, engine_root: str | Path, env: Optional[dict] = None,
                  dicom_lookup: Optional[pet_input.DicomLookup] = None, temp_root: Optional[str | Path] = None,
                  bundled_model: Optional[str | Path] = None,
-                 device_status: Callable[[], dependencies.DeviceStatus] = dependencies.cuda_status):
+                 device_status: Callable[[], dependencies.DeviceStatus] = dependencies.cuda_status,
+                 models_root: Optional[str | Path] = None):
         self.scene = scene
         self.python = str(python)
         self.engine_root = Path(engine_root)
@@ -92,6 +98,7 @@ class AnalysisLogic:
         self.temp_root = Path(temp_root) if temp_root else Path(tempfile.gettempdir()) / "MTLRadiomics"
         self.bundled_model = Path(bundled_model) if bundled_model else None
         self.device_status = device_status
+        self._models_root = Path(models_root) if models_root else None
         self.live_metrics = LiveMetrics()
         self._counter = itertools.count(1)
         scene_io.ensure_segmentation_converters()
@@ -102,7 +109,29 @@ class AnalysisLogic:
             return pet_input.SuvCheck(False, "not-suv", "Select a PET volume.")
         return pet_input.check_suv(pet_node, pet_input.dicom_files(pet_node, self.dicom_lookup))
 
-    def model_folder(self, request_folder: Optional[str | Path]) -> Path:
+    def models_root(self) -> Optional[Path]:
+        """The folder of installed models the engine would use."""
+        if self._models_root is not None:
+            return self._models_root
+        fallback = self.bundled_model.parent if self.bundled_model else None
+        return models.models_root(self.engine_root, self.env, fallback)
+
+    def installed_models(self) -> list[models.InstalledModel]:
+        """The installed models (folders with a model card under the models root), the default first.
+        Reads the model cards only: no engine or PyTorch import."""
+        return models.installed_models(self.models_root(), self.bundled_model)
+
+    def model_folder(self, request_folder: Optional[str | Path], model: Optional[str] = None) -> Path:
+        """The model folder of a request: a folder chosen by path, else an installed model by name,
+        else the default (bundled) model."""
+        if not request_folder and model:
+            installed = self.installed_models()
+            found = models.find_model(str(model), installed)
+            if found is None:
+                names = ", ".join(m.key if m.key == m.name else f"{m.key} ({m.name})" for m in installed) or "none"
+                raise AnalysisError(f"No installed model is called {model!r} (installed: {names}); "
+                                    "choose another model or a model folder.")
+            return found.folder
         if request_folder:
             folder = Path(request_folder)
             if not (folder / "model.json").is_file():
@@ -121,10 +150,17 @@ class AnalysisLogic:
         return Path(tempfile.mkdtemp(prefix=f"run-{time.strftime('%Y%m%d-%H%M%S')}-{next(self._counter)}-",
                                      dir=self.temp_root))
 
-    def _options(self, request: AnalysisRequest, model: Path, out_dir: Path) -> tuple[list[str], list[str]]:
+    def _options(self, request: AnalysisRequest, model: Path, out_dir: Path,
+                 mtv: bool = False) -> tuple[list[str], list[str]]:
+        """Engine options; ``mtv``: add the MTV method and hole filling (``analyze`` only: ``rescore``
+        scores the edited MTV as it is)."""
         device, note = dependencies.device_argument(request.device, self.device_status)
         options = ["--out", str(out_dir), "--model", str(model), "--device", device,
                    "--explain", request.explain, "--samples", str(int(request.samples)), "--progress", "json"]
+        if mtv:
+            options += ["--mtv-method", request.mtv_method]
+            if request.fill_holes:
+                options.append("--fill-holes")
         if not request.report:
             options.append("--no-report")
         return options, [note] if note else []
@@ -139,7 +175,10 @@ class AnalysisLogic:
             raise AnalysisError("The uncertainty needs at least 2 samples.")
         if request.explain not in ("outcome", "segmentation"):
             raise AnalysisError(f"unknown explanation target {request.explain}")
-        model = self.model_folder(request.model_folder)
+        if request.mtv_method not in MTV_METHOD_LABELS:
+            raise AnalysisError(f"Unknown MTV method {request.mtv_method!r}; choose one of "
+                                f"{', '.join(MTV_METHOD_LABELS)}.")
+        model = self.model_folder(request.model_folder, request.model)
         try:
             location = pet_input.lesion_arguments(request.lesion_node, pet)
         except ValueError as error:
@@ -149,7 +188,7 @@ class AnalysisLogic:
         try:
             input_path = pet_input.prepare_engine_input(pet, run_folder / "input", files)
             out_dir = run_folder / "analysis"
-            options, notes = self._options(request, model, out_dir)
+            options, notes = self._options(request, model, out_dir, mtv=True)
             command = engine_command(self.python, self.engine_root,
                                      ["analyze", str(input_path), *location, *options])
             process = EngineProcess(command, env=self.env, cwd=run_folder).start()
@@ -167,7 +206,8 @@ class AnalysisLogic:
             raise AnalysisError("The MTV segment is empty: draw the tumour before updating the scores.")
         input_path = self._ensure_input(result)
         stored = result.model_folder
-        model = self.model_folder(stored if stored and (stored / "model.json").is_file() else request.model_folder)
+        model = (stored if stored and (stored / "model.json").is_file()
+                 else self.model_folder(request.model_folder, request.model))
         stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{next(self._counter)}"
         reference = result.labelmap if result.labelmap is not None else result.pet
         mask_path = scene_io.write_array_like(mask, reference, result.run_folder / f"edited-mtv-{stamp}.nrrd")
@@ -230,14 +270,26 @@ class AnalysisLogic:
                                       model_folder=job.model_folder, from_dicom=job.from_dicom)
 
     def warnings(self, result: ResultNodes) -> list[str]:
+        """The engine's warnings about the last run of this result (analysis or rescore)."""
         try:
             return list(result.result_json.get("warnings", []))
         except (OSError, ValueError):
             return []
 
+    def scores_withheld(self, result: ResultNodes) -> str:
+        """Why the current scores were withheld (an implausible MTV), or "" when there are scores."""
+        return results.scores_withheld(result)
+
+    def mtv_summary(self, result: ResultNodes) -> dict:
+        """result.json's "mtv" of the analysis: the scored method, every method, the checks."""
+        return results.analysis_mtv(result)
+
     # ------------------------------------------------------------------ display and metrics
     def show_heatmap(self, result: ResultNodes, scale: str, opacity: float = results.DEFAULT_OPACITY) -> None:
         results.show_heatmap(self.scene, result, scale, opacity)
+
+    def hide_heatmaps(self, result: ResultNodes) -> None:
+        results.hide_heatmaps(self.scene, result)
 
     def set_heatmap_opacity(self, opacity: float) -> None:
         results.set_heatmap_opacity(self.scene, opacity)
@@ -264,6 +316,9 @@ class AnalysisLogic:
                 summary.files.append(target)
         if not (source / "report.pdf").is_file():
             summary.notes.append("This run made no PDF/HTML report (it was analysed without a report).")
+        withheld = results.scores_withheld(result)
+        if withheld:
+            summary.notes.append(f"The scores were withheld: {withheld}. The CSV holds the PET metrics only.")
         summary.files.append(self._write_csv(result, folder / f"{base}_metrics_scores.csv"))
         if result.from_dicom:
             if (source / "mtv_seg.dcm").is_file():
@@ -287,9 +342,18 @@ class AnalysisLogic:
             for key, label, unit in results.METRIC_ROWS:
                 if key in metrics:
                     writer.writerow(["metric", label, f"{metrics[key]:.6g}", "", "", unit, source])
-            for row in results.scores_from_table(result.scores_table):
-                writer.writerow(["score", row["score"], f"{row['mean']:.6g}", f"{row['sd']:.6g}",
-                                 row["samples"], "", row["mtv"]])
+            if results.scores_withheld(result):
+                row = results.scores_from_table(result.scores_table)[0]
+                writer.writerow(["score", row["score"], "", "", 0, "", row["mtv"]])
+            else:
+                for row in results.scores_from_table(result.scores_table):
+                    writer.writerow(["score", row["score"], f"{row['mean']:.6g}", f"{row['sd']:.6g}",
+                                     row["samples"], "", row["mtv"]])
+            if result.methods_table is not None:
+                for row in results.methods_from_table(result.methods_table):
+                    if row["available"]:
+                        writer.writerow(["mtv_method", row["method"], f"{row['mtv_ml']:.6g}", "", "", "ml",
+                                         "scored" if row["scored"] else ""])
         return path
 
 

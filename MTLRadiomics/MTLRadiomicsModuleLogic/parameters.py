@@ -34,6 +34,21 @@ from slicer import (vtkMRMLMarkupsFiducialNode, vtkMRMLMarkupsROINode, vtkMRMLSc
 
 SCALES = ("enc1", "enc2", "enc3", "enc4", "enc5", "dec4", "dec3", "dec2", "dec1")
 
+# The engine's MTV methods (MTLRadiomicsLib.mtv.lesion.MTV_METHODS: name -> label), repeated here so
+# that the module loads before the engine and PyTorch are installed; a test keeps them equal.
+MTV_METHOD_LABELS = {
+    "network": "network (sliding windows)",
+    "suvmax40": "40 % of SUVmax",
+    "suvmax41": "41 % of SUVmax (EANM)",
+    "suvmax50": "50 % of SUVmax",
+    "suv2.5": "SUV >= 2.5",
+    "percist": "PERCIST: 1.5 x liver mean + 2 x liver SD",
+}
+
+# The value of the ``model`` parameter that means "the model folder chosen below" (any other value
+# is an installed model's name; "" is the default model).
+MODEL_FOLDER_CHOICE = "<model folder>"
+
 
 class Device(enum.Enum):
     """Where the network runs."""
@@ -56,13 +71,30 @@ class ExplanationTarget(enum.Enum):
         return {"outcome": "Outcome score", "segmentation": "Tumour segmentation"}[self.value]
 
 
+class MtvMethod(enum.Enum):
+    """The MTV the scores use (every method's MTV is computed and listed)."""
+
+    NETWORK = "network"
+    SUVMAX40 = "suvmax40"
+    SUVMAX41 = "suvmax41"
+    SUVMAX50 = "suvmax50"
+    SUV25 = "suv2.5"
+    PERCIST = "percist"
+
+    def label(self) -> str:
+        return MTV_METHOD_LABELS[self.value]
+
+
 @parameterNodeWrapper
 class MTLRadiomicsParameterNode:
     """
     petVolume - the PET volume (SUV, or a DICOM series the engine converts to SUV).
     lesion - optional point list (a point in the lesion) or ROI (a box around it); none: automatic.
-    useBundledModel - analyse with the model shipped with the extension.
-    modelFolder - a model folder (model.json + model.safetensors) when not using the bundled model.
+    mtvMethod - the MTV the scores use (network or a classical threshold); every method's MTV is listed.
+    fillHoles - fill holes enclosed by the MTV (necrotic cores).
+    model - an installed model by name ("" the default model), or MODEL_FOLDER_CHOICE for modelFolder.
+      The widget fills its combo box from the installed models and keeps this in step itself.
+    modelFolder - a model folder (model.json + model.safetensors) when model is MODEL_FOLDER_CHOICE.
     device - automatic, GPU or CPU.
     explanationTarget - what the Grad-CAM heatmaps explain.
     samples - Monte-Carlo samples for the score uncertainty.
@@ -74,7 +106,9 @@ class MTLRadiomicsParameterNode:
 
     petVolume: vtkMRMLScalarVolumeNode
     lesion: Union[vtkMRMLMarkupsFiducialNode, vtkMRMLMarkupsROINode, None] = None
-    useBundledModel: bool = True
+    mtvMethod: MtvMethod = MtvMethod.NETWORK
+    fillHoles: bool = False
+    model: str = ""
     modelFolder: pathlib.Path
     device: Device = Device.AUTO
     explanationTarget: ExplanationTarget = ExplanationTarget.OUTCOME

@@ -3,8 +3,12 @@
 One analysis becomes, in a subject hierarchy folder under the PET's study:
 - the MTV as a segmentation (segment "MTV") whose reference geometry is the PET,
 - the MTV the current scores were computed from as a labelmap volume,
-- one Grad-CAM volume per network scale, shown as a coloured foreground over the PET,
-- a table of scores with their uncertainty and a table of PET metrics.
+- one Grad-CAM volume per network scale, shown as a coloured foreground over the PET (none when the
+  scores were withheld because the MTV is implausible),
+- a table of scores with their uncertainty (or one row saying why they were withheld) and a table of
+  PET metrics,
+- every MTV method's MTV as a second segmentation ("MTV by method", one segment per method, hidden
+  at first) and a table comparing the methods (MTV, SUVmean, SUVmax, Dice with the scored MTV).
 The segmentation node carries references to the other nodes, so a result survives saving and
 reloading the scene. No Qt import.
 """
@@ -27,17 +31,24 @@ SCALE_LABELS = {"enc1": "encoder 1 (finest)", "enc2": "encoder 2", "enc3": "enco
 
 ROLE_ATTRIBUTE = "MTLRadiomics.Role"
 ROLE_MTV = "MTV"
+ROLE_MTV_METHODS = "MTVMethods"
 ATTR_RUN_FOLDER = "MTLRadiomics.RunFolder"
 ATTR_INPUT = "MTLRadiomics.Input"
 ATTR_RESULT_FOLDER = "MTLRadiomics.ResultFolder"
 ATTR_MODEL = "MTLRadiomics.Model"
 ATTR_FROM_DICOM = "MTLRadiomics.FromDicom"
 ATTR_METRICS_SOURCE = "MTLRadiomics.MetricsSource"
+ATTR_ANALYSIS_FOLDER = "MTLRadiomics.AnalysisFolder"     # the analyze run's output (a rescore keeps it)
+ATTR_BASE_NAME = "MTLRadiomics.BaseName"                 # "<PET> MTLRadiomics <n>": names of the nodes
+ATTR_SCORES_WITHHELD = "MTLRadiomics.ScoresWithheld"     # on the scores table: why, or ""
+ATTR_SCORED_MTV = "MTLRadiomics.ScoredMtv"               # on the methods table: the scored method or "edited"
 REF_PET = "MTLRadiomicsPET"
 REF_LABELMAP = "MTLRadiomicsLabelmap"
 REF_SCORES = "MTLRadiomicsScores"
 REF_METRICS = "MTLRadiomicsMetrics"
 REF_HEATMAP = "MTLRadiomicsHeatmap_"
+REF_METHODS_SEGMENTATION = "MTLRadiomicsMtvMethods"
+REF_METHODS_TABLE = "MTLRadiomicsMtvMethodsTable"
 
 HEATMAP_COLOR_TAG = "MTLRadiomicsGradCAM"
 HEATMAP_THRESHOLD = 0.2          # heat below this is transparent over the PET
@@ -45,6 +56,8 @@ DEFAULT_OPACITY = 0.5
 
 METRIC_ROWS = (("suv_max", "SUVmax", "g/ml"), ("suv_peak", "SUVpeak", "g/ml"), ("suv_mean", "SUVmean", "g/ml"),
                ("mtv_ml", "MTV", "ml"), ("tlg", "TLG", "g"))
+METHOD_COLUMNS = ("Method", "Scored", "Available", "MTV (ml)", "SUVmean", "SUVmax", "Dice with scored MTV",
+                  "Reason")
 
 
 @dataclass
@@ -64,13 +77,26 @@ class ResultNodes:
     model_folder: Optional[Path] = None
     from_dicom: bool = False
     folder_item: int = 0
+    methods_segmentation: object = None       # every MTV method's MTV, one segment each (hidden at first)
+    methods_table: object = None              # the methods side by side
+    analysis_folder: Optional[Path] = None    # the analyze run's output folder (result_folder after a rescore
+                                              # is the rescore's)
 
     @property
     def result_json(self) -> dict:
         return json.loads((self.result_folder / "result.json").read_text())
 
+    @property
+    def analysis_json(self) -> dict:
+        """result.json of the analysis (not of a later rescore): it holds every method's MTV."""
+        folder = self.analysis_folder if self.analysis_folder and str(self.analysis_folder) not in ("", ".") \
+            else self.result_folder
+        path = folder / "result.json"
+        return json.loads(path.read_text()) if path.is_file() else self.result_json
+
     def node_ids(self) -> list[str]:
-        nodes = [self.segmentation, self.labelmap, self.scores_table, self.metrics_table, *self.heatmaps.values()]
+        nodes = [self.segmentation, self.labelmap, self.scores_table, self.metrics_table,
+                 self.methods_segmentation, self.methods_table, *self.heatmaps.values()]
         return [n.GetID() for n in nodes if n is not None]
 
     @classmethod
@@ -91,6 +117,7 @@ class ResultNodes:
         except ValueError:
             return None
         model = segmentation_node.GetAttribute(ATTR_MODEL)
+        analysis = segmentation_node.GetAttribute(ATTR_ANALYSIS_FOLDER)
         scene = segmentation_node.GetScene()
         folder_item = 0
         if scene is not None:
@@ -108,7 +135,10 @@ class ResultNodes:
                    result_folder=Path(segmentation_node.GetAttribute(ATTR_RESULT_FOLDER) or ""),
                    model_folder=Path(model) if model else None,
                    from_dicom=segmentation_node.GetAttribute(ATTR_FROM_DICOM) == "true",
-                   folder_item=folder_item)
+                   folder_item=folder_item,
+                   methods_segmentation=segmentation_node.GetNodeReference(REF_METHODS_SEGMENTATION),
+                   methods_table=segmentation_node.GetNodeReference(REF_METHODS_TABLE),
+                   analysis_folder=Path(analysis) if analysis else None)
 
 
 def results_for_pet(scene, pet_node) -> list[ResultNodes]:
@@ -148,23 +178,33 @@ def import_results(scene, out_dir: str | Path, pet_node, run_folder: str | Path,
     labelmap.CreateDefaultDisplayNodes()
 
     heatmaps = {}
-    color_node = heatmap_color_node(scene)
-    for scale in result.get("explanation", {}).get("scales", SCALES):
+    for scale in result.get("explanation", {}).get("scales", SCALES):     # none when the scores were withheld
         path = out_dir / f"gradcam_{scale}.nrrd"
-        if not path.exists():
-            continue
-        node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", f"{base} Grad-CAM {scale}")
-        scene_io.read_volume(path, node)
-        node.SetAttribute("MTLRadiomics.Scale", scale)
-        setup_heatmap_display(node, color_node)
-        heatmaps[scale] = node
+        if path.exists():
+            heatmaps[scale] = _new_heatmap(scene, base, scale, path)
 
     scores_table = scene.AddNewNodeByClass("vtkMRMLTableNode", f"{base} scores")
     fill_scores_table(scores_table, result["scores"])
     metrics_table = scene.AddNewNodeByClass("vtkMRMLTableNode", f"{base} PET metrics")
     fill_metrics_table(metrics_table, result["metrics"], source="engine")
 
-    nodes = [segmentation, labelmap, *heatmaps.values(), scores_table, metrics_table]
+    methods_segmentation = None
+    if (out_dir / "mtv_methods.seg.nrrd").is_file():
+        methods_segmentation = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", f"{base} MTV by method")
+        scene_io.read_segmentation(out_dir / "mtv_methods.seg.nrrd", methods_segmentation)
+        methods_segmentation.SetName(f"{base} MTV by method")
+        methods_segmentation.SetReferenceImageGeometryParameterFromVolumeNode(pet_node)
+        methods_segmentation.SetAttribute(ROLE_ATTRIBUTE, ROLE_MTV_METHODS)
+        methods_segmentation.CreateDefaultDisplayNodes()
+        methods_segmentation.GetDisplayNode().SetVisibility(False)       # for comparison, on request
+    methods_table = None
+    mtv = result.get("mtv") or {}
+    if mtv.get("methods"):
+        methods_table = scene.AddNewNodeByClass("vtkMRMLTableNode", f"{base} MTV methods")
+        fill_methods_table(methods_table, mtv)
+
+    nodes = [segmentation, labelmap, *heatmaps.values(), scores_table, metrics_table,
+             *[n for n in (methods_segmentation, methods_table) if n is not None]]
     if transform_id:
         for node in nodes:
             if hasattr(node, "SetAndObserveTransformNodeID"):
@@ -174,6 +214,8 @@ def import_results(scene, out_dir: str | Path, pet_node, run_folder: str | Path,
     segmentation.SetAttribute(ATTR_RUN_FOLDER, str(run_folder))
     segmentation.SetAttribute(ATTR_INPUT, str(input_path))
     segmentation.SetAttribute(ATTR_RESULT_FOLDER, str(out_dir))
+    segmentation.SetAttribute(ATTR_ANALYSIS_FOLDER, str(out_dir))
+    segmentation.SetAttribute(ATTR_BASE_NAME, base)
     segmentation.SetAttribute(ATTR_FROM_DICOM, "true" if from_dicom else "false")
     if model_folder:
         segmentation.SetAttribute(ATTR_MODEL, str(model_folder))
@@ -183,6 +225,10 @@ def import_results(scene, out_dir: str | Path, pet_node, run_folder: str | Path,
     segmentation.SetNodeReferenceID(REF_METRICS, metrics_table.GetID())
     for scale, node in heatmaps.items():
         segmentation.SetNodeReferenceID(REF_HEATMAP + scale, node.GetID())
+    if methods_segmentation is not None:
+        segmentation.SetNodeReferenceID(REF_METHODS_SEGMENTATION, methods_segmentation.GetID())
+    if methods_table is not None:
+        segmentation.SetNodeReferenceID(REF_METHODS_TABLE, methods_table.GetID())
 
     sh = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
     folder_item = _result_folder_item(sh, pet_node, base)
@@ -193,25 +239,84 @@ def import_results(scene, out_dir: str | Path, pet_node, run_folder: str | Path,
                        heatmaps=heatmaps, scores_table=scores_table, metrics_table=metrics_table,
                        run_folder=Path(run_folder), input_path=Path(input_path), result_folder=out_dir,
                        model_folder=Path(model_folder) if model_folder else None, from_dicom=from_dicom,
-                       folder_item=folder_item)
+                       folder_item=folder_item, methods_segmentation=methods_segmentation,
+                       methods_table=methods_table, analysis_folder=out_dir)
+
+
+def _new_heatmap(scene, base: str, scale: str, path: Path):
+    """A Grad-CAM volume node read from ``path``, displayed with the module's colour map."""
+    node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", f"{base} Grad-CAM {scale}")
+    scene_io.read_volume(path, node)
+    node.SetAttribute("MTLRadiomics.Scale", scale)
+    setup_heatmap_display(node, heatmap_color_node(scene))
+    return node
 
 
 def update_from_rescore(result: ResultNodes, out_dir: str | Path) -> dict:
     """Bring a finished ``rescore`` run into an existing result: scores, metrics, the scored MTV
-    labelmap and the heatmaps. The (edited) segmentation is left exactly as it is."""
+    labelmap, the heatmaps (new nodes when the analysis had none because its scores were withheld;
+    removed when the rescore's scores are withheld) and the methods table's Dice with the scored MTV.
+    The (edited) segmentation and the MTV-by-method segmentation are left exactly as they are."""
     out_dir = Path(out_dir)
     data = json.loads((out_dir / "result.json").read_text())
     fill_scores_table(result.scores_table, data["scores"])
     fill_metrics_table(result.metrics_table, data["metrics"], source="engine")
     if result.labelmap is not None and (out_dir / "mtv.nii.gz").exists():
         scene_io.read_volume(out_dir / "mtv.nii.gz", result.labelmap)
-    for scale, node in result.heatmaps.items():
-        path = out_dir / f"gradcam_{scale}.nrrd"
-        if path.exists():
-            scene_io.read_volume(path, node)
+    _update_heatmaps(result, out_dir, data.get("explanation", {}).get("scales", []))
     result.segmentation.SetAttribute(ATTR_RESULT_FOLDER, str(out_dir))
+    if not result.segmentation.GetAttribute(ATTR_ANALYSIS_FOLDER):
+        result.segmentation.SetAttribute(ATTR_ANALYSIS_FOLDER, str(result.result_folder))
+        result.analysis_folder = result.result_folder
     result.result_folder = out_dir
+    if result.methods_table is not None:
+        scored = scored_mask(result)
+        if scored is not None:
+            update_methods_dice(result, scored, label="edited")
     return data
+
+
+def _update_heatmaps(result: ResultNodes, out_dir: Path, scales) -> None:
+    """The result's heatmap nodes follow the run in ``out_dir``: read again, added, or removed."""
+    import slicer
+
+    scene = result.segmentation.GetScene()
+    scales = [s for s in scales if (out_dir / f"gradcam_{s}.nrrd").exists()]
+    for scale in [s for s in result.heatmaps if s not in scales]:    # withheld now: no stale heatmaps
+        node = result.heatmaps.pop(scale)
+        result.segmentation.RemoveNodeReferenceIDs(REF_HEATMAP + scale)
+        if scene is not None and node.GetScene() is scene:
+            _remove_node(scene, node)
+    base = (result.segmentation.GetAttribute(ATTR_BASE_NAME)
+            or result.segmentation.GetName().removesuffix(" MTV"))
+    added = []
+    for scale in scales:
+        path = out_dir / f"gradcam_{scale}.nrrd"
+        if scale in result.heatmaps:
+            scene_io.read_volume(path, result.heatmaps[scale])
+            continue
+        node = _new_heatmap(scene, base, scale, path)
+        transform_id = result.pet.GetTransformNodeID()
+        if transform_id:
+            node.SetAndObserveTransformNodeID(transform_id)
+        result.segmentation.SetNodeReferenceID(REF_HEATMAP + scale, node.GetID())
+        result.heatmaps[scale] = node
+        added.append(node)
+    if added:
+        sh = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
+        folder = result.folder_item or sh.GetItemParent(sh.GetItemByDataNode(result.segmentation))
+        for node in added:
+            _place(sh, node, folder or sh.GetSceneItemID())
+
+
+def _remove_node(scene, node) -> None:
+    """A volume node and its display and storage nodes."""
+    helpers = [node.GetNthDisplayNode(i) for i in range(node.GetNumberOfDisplayNodes())]
+    helpers += [node.GetNthStorageNode(i) for i in range(node.GetNumberOfStorageNodes())]
+    scene.RemoveNode(node)
+    for helper in helpers:
+        if helper is not None and helper.GetScene() is scene:
+            scene.RemoveNode(helper)
 
 
 def _result_folder_item(sh, pet_node, name: str) -> int:
@@ -270,18 +375,27 @@ def outcome_label(kind: str) -> str:
 
 
 def fill_scores_table(table_node, scores: dict) -> None:
-    """Rows: the outcome score, then one probability per pathology class; mean, SD, samples."""
-    rows = [(outcome_label(scores.get("outcome_kind", "binary")), scores["outcome"])]
-    rows += [(f"P({name})", estimate) for name, estimate in scores.get("pathology", {}).items()]
+    """Rows: the outcome score, then one probability per pathology class; mean, SD, samples.
+    Withheld scores (an implausible MTV) give one row that says so, with NaN values."""
+    withheld = scores.get("withheld", "")
+    if withheld or not scores.get("outcome") and not scores.get("pathology"):
+        withheld = withheld or "the model gives no scores"
+        rows = [(f"Scores withheld: {withheld}", {"mean": float("nan"), "sd": float("nan"), "samples": 0})]
+        values = ["withheld"]
+    else:
+        rows = [(outcome_label(scores.get("outcome_kind", "binary")), scores["outcome"])] if scores.get("outcome") else []
+        rows += [(f"P({name})", estimate) for name, estimate in scores.get("pathology", {}).items()]
+        values = [f"{e['mean']:.3f} ± {e['sd']:.3f}" for _, e in rows]
     source = scores.get("mask_source", "predicted")
     _replace_columns(table_node, [
         _string_column("Score", [name for name, _ in rows]),
-        _string_column("Value", [f"{e['mean']:.3f} ± {e['sd']:.3f}" for _, e in rows]),
+        _string_column("Value", values),
         _double_column("Mean", [e["mean"] for _, e in rows]),
         _double_column("SD", [e["sd"] for _, e in rows]),
         _int_column("Samples", [e.get("samples", 0) for _, e in rows]),
         _string_column("MTV", [source] * len(rows)),
     ])
+    table_node.SetAttribute(ATTR_SCORES_WITHHELD, withheld)
     table_node.SetColumnDescription("Value", "mean ± standard deviation over the uncertainty samples")
     table_node.SetColumnDescription("MTV", "scored with the predicted or the physician-edited MTV")
     table_node.SetAttribute("MTLRadiomics.MaskSource", source)
@@ -297,6 +411,109 @@ def fill_metrics_table(table_node, metrics: dict, source: str) -> None:
     table_node.SetColumnDescription("Value", "SUVpeak: highest mean SUV in a 1 ml sphere; TLG = SUVmean x MTV")
     table_node.SetAttribute(ATTR_METRICS_SOURCE, source)
     table_node.SetAttribute("MTLRadiomics.Voxels", str(int(metrics.get("voxels", 0))))
+
+
+def _number(value) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def fill_methods_table(table_node, mtv: dict) -> None:
+    """One row per MTV method (result.json's "mtv"): label, whether it is the scored one, whether it
+    could run, MTV, SUVmean, SUVmax, Dice with the scored MTV, and why it is unavailable or empty."""
+    methods = mtv.get("methods", {})
+    chosen = mtv.get("method", "")
+    rows = list(methods.items())
+
+    def metric(entry, key):
+        return _number((entry.get("metrics") or {}).get(key)) if entry.get("available") else float("nan")
+
+    _replace_columns(table_node, [
+        _string_column("Method", [e.get("label", name) for name, e in rows]),
+        _string_column("Scored", ["yes" if name == chosen else "" for name, _ in rows]),
+        _string_column("Available", ["yes" if e.get("available") else "no" for _, e in rows]),
+        _double_column("MTV (ml)", [metric(e, "mtv_ml") for _, e in rows]),
+        _double_column("SUVmean", [metric(e, "suv_mean") for _, e in rows]),
+        _double_column("SUVmax", [metric(e, "suv_max") for _, e in rows]),
+        _double_column("Dice with scored MTV", [_number(e.get("dice_with_chosen")) if e.get("available")
+                                                 else float("nan") for _, e in rows]),
+        _string_column("Reason", [str(e.get("reason", "") or "") for _, e in rows]),
+    ])
+    table_node.SetAttribute(ATTR_SCORED_MTV, chosen)
+    table_node.SetAttribute("MTLRadiomics.FillHoles", "true" if mtv.get("fill_holes") else "false")
+    table_node.SetColumnDescription("Scored", "the MTV method the scores and the PET metrics use")
+    table_node.SetColumnDescription("Dice with scored MTV", "overlap with the MTV the current scores use (1: same)")
+    table_node.SetColumnDescription("Reason", "why a method could not run or found nothing")
+    table_node.SetColumnUnitLabel("MTV (ml)", "ml")
+    table_node.SetColumnUnitLabel("SUVmean", "g/ml")
+    table_node.SetColumnUnitLabel("SUVmax", "g/ml")
+
+
+def methods_from_table(table_node) -> list[dict]:
+    """The rows of a methods table as dicts (method label, scored, available, mtv_ml, suv_mean,
+    suv_max, dice, reason)."""
+    table = table_node.GetTable()
+    column = {name: table.GetColumnByName(name) for name in METHOD_COLUMNS}
+    rows = []
+    for i in range(table.GetNumberOfRows()):
+        rows.append({"method": column["Method"].GetValue(i), "scored": column["Scored"].GetValue(i) == "yes",
+                     "available": column["Available"].GetValue(i) == "yes",
+                     "mtv_ml": float(column["MTV (ml)"].GetValue(i)),
+                     "suv_mean": float(column["SUVmean"].GetValue(i)),
+                     "suv_max": float(column["SUVmax"].GetValue(i)),
+                     "dice": float(column["Dice with scored MTV"].GetValue(i)),
+                     "reason": column["Reason"].GetValue(i)})
+    return rows
+
+
+def method_masks(result: ResultNodes) -> dict[str, np.ndarray]:
+    """Each segment of the MTV-by-method segmentation (named by the method's label) as a uint8
+    (z, y, x) mask on the engine's grid."""
+    node = result.methods_segmentation
+    if node is None:
+        return {}
+    reference = result.labelmap if result.labelmap is not None else result.pet
+    segmentation = node.GetSegmentation()
+    masks = {}
+    for i in range(segmentation.GetNumberOfSegments()):
+        segment_id = segmentation.GetNthSegmentID(i)
+        masks[segmentation.GetSegment(segment_id).GetName()] = scene_io.segment_array(node, segment_id, reference)
+    return masks
+
+
+def update_methods_dice(result: ResultNodes, scored: np.ndarray, label: str) -> None:
+    """The methods table's Dice column against ``scored`` (the MTV the scores now use, e.g. an
+    edited one); ``label`` names it ("edited"): no method is then marked as scored."""
+    table_node = result.methods_table
+    masks = method_masks(result)
+    table = table_node.GetTable()
+    names, dice = table.GetColumnByName("Method"), table.GetColumnByName("Dice with scored MTV")
+    scored_column = table.GetColumnByName("Scored")
+    reference = scored > 0
+    for i in range(table.GetNumberOfRows()):
+        mask = masks.get(names.GetValue(i))
+        if mask is not None:
+            total = int(mask.sum()) + int(reference.sum())
+            dice.SetValue(i, float("nan") if total == 0 else 2.0 * float((mask.astype(bool) & reference).sum()) / total)
+        scored_column.SetValue(i, "")
+    table_node.SetAttribute(ATTR_SCORED_MTV, label)
+    table.Modified()
+    table_node.Modified()
+
+
+def scores_withheld(result: ResultNodes) -> str:
+    """Why the result's current scores were withheld, or "" (from the scores table, so it holds after
+    a scene is reopened)."""
+    if result.scores_table is None:
+        return ""
+    return result.scores_table.GetAttribute(ATTR_SCORES_WITHHELD) or ""
+
+
+def analysis_mtv(result: ResultNodes) -> dict:
+    """result.json's "mtv" of the analysis ({} for results made before MTV methods existed)."""
+    try:
+        return dict(result.analysis_json.get("mtv") or {})
+    except (OSError, ValueError):
+        return {}
 
 
 def metrics_from_table(table_node) -> dict[str, float]:
@@ -365,6 +582,19 @@ def show_heatmap(scene, result: ResultNodes, scale: str, opacity: float = DEFAUL
         composite.SetBackgroundVolumeID(result.pet.GetID())
         composite.SetForegroundVolumeID(node.GetID())
         composite.SetForegroundOpacity(float(min(max(opacity, 0.0), 1.0)))
+
+
+def hide_heatmaps(scene, result: ResultNodes) -> None:
+    """No Grad-CAM heatmap over the PET (a result without heatmaps is shown): the slice views keep
+    the PET as background and drop any heatmap foreground."""
+    composites = scene.GetNodesByClass("vtkMRMLSliceCompositeNode")
+    for i in range(composites.GetNumberOfItems()):
+        composite = composites.GetItemAsObject(i)
+        foreground_id = composite.GetForegroundVolumeID()
+        foreground = scene.GetNodeByID(foreground_id) if foreground_id else None
+        if foreground is not None and foreground.GetAttribute("MTLRadiomics.Scale"):
+            composite.SetForegroundVolumeID(None)
+        composite.SetBackgroundVolumeID(result.pet.GetID())
 
 
 def set_heatmap_opacity(scene, opacity: float) -> None:

@@ -18,8 +18,9 @@ OFF_SEED_NOTE_MM = 3.0        # closer than FAR, but not on the point: a note
 TINY_ML = 0.5                 # below the scanner's resolution (about 8 mm FWHM)
 HUGE_ML = 3000.0              # beyond any lesion in the real cohorts (largest 2.3 l)
 LOW_SUVMAX = 2.0              # hardly FDG-avid
-HOTTER_FACTOR = 3.0           # an MTV whose SUVmax exceeds the lesion at the point this many times
-                              # has joined another, hotter structure (bladder, heart, another lesion)
+HOTTER_FACTOR = 4.0           # an MTV whose SUVmax exceeds the lesion at the point this many times
+                              # may have joined another, hotter structure (bladder, heart, another
+                              # lesion) - or the point lies in a cold necrotic core: a caution
 POINT_RADIUS_MM = 10.0        # "the lesion at the point": its hottest voxel within this distance
 
 
@@ -32,6 +33,7 @@ class MtvCheck:
     valid: bool
     flags: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)      # the warnings that withhold the scores
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -39,7 +41,7 @@ class MtvCheck:
     @property
     def withheld_reason(self) -> str:
         """Why the scores are withheld ('' when they are not)."""
-        return "" if self.valid else self.warnings[0]
+        return "" if self.valid else self.reasons[0]
 
 
 def distance_to_mask_mm(mask: np.ndarray, seed_zyx: tuple[int, int, int], spacing_zyx: np.ndarray) -> float:
@@ -61,6 +63,7 @@ def check_mtv(mask: np.ndarray, suv: np.ndarray, spacing_xyz: tuple[float, float
         check.warnings.append(text)
         if invalid:
             check.valid = False
+            check.reasons.append(text)
 
     inside = np.asarray(mask) > 0
     if not inside.any():
@@ -78,9 +81,10 @@ def check_mtv(mask: np.ndarray, suv: np.ndarray, spacing_xyz: tuple[float, float
     local_peak = _hottest_near(suv, seed_zyx, spacing_zyx)
     suv_max = float(suv[inside].max())
     if distance <= FAR_FROM_SEED_MM and local_peak > 0 and suv_max > HOTTER_FACTOR * local_peak:
-        flag("joined_hotter", f"the MTV ({method_label}) joins a much hotter structure (SUVmax {suv_max:.1f}) than "
-                              f"the lesion at the point (SUV {local_peak:.1f}): it is not one lesion, so the outcome "
-                              "scores are withheld; give a box around the lesion or draw the MTV", True)
+        flag("joined_hotter", f"the MTV ({method_label}) reaches SUV {suv_max:.1f}, far hotter than the tissue at the "
+                              f"point (SUV {local_peak:.1f} within {POINT_RADIUS_MM:g} mm): check that it holds one "
+                              "lesion only and not a neighbouring hot organ; a box around the lesion keeps it apart",
+             False)
     if reached_limit:
         flag("reached_limit", f"the MTV ({method_label}) kept growing to the size limit on the "
                               f"{', '.join(reached_limit)} side: it has leaked beyond a single lesion, so the "
