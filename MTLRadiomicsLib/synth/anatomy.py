@@ -6,7 +6,7 @@ down to mid-thigh (about -1000 mm). Organs are layers painted in order, later on
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
@@ -44,6 +44,9 @@ class Anatomy:
         z_range: (inferior, superior) extent of the body in mm.
         lungs: the two lung ellipsoids (right, left).
         oesophagus: centreline points (n, 3) in mm, superior to inferior.
+        limbs: the body-outline solids lesions in the limbs and trunk wall are placed by, by name
+            ("trunk", "neck", "right_thigh", "left_upper_arm", "right_femur", ...; "right" is the
+            patient's right, x < 0); the muscle cores, without their fat.
     """
 
     layers: list[Layer]
@@ -53,6 +56,7 @@ class Anatomy:
     lungs: tuple[Ellipsoid, Ellipsoid]
     oesophagus: np.ndarray
     oesophagus_radius: float
+    limbs: dict[str, Shape] = field(default_factory=dict)
 
     def paint(self, grid: Grid, with_labels: bool = False
               ) -> tuple[np.ndarray, Optional[np.ndarray]]:
@@ -122,6 +126,7 @@ class _Builder:
     def __init__(self, organ_scale: float, height_scale: float, uptakes: dict[str, float]) -> None:
         self.organ, self.height, self.u = organ_scale, height_scale, uptakes
         self.layers: list[Layer] = []
+        self.limbs: dict[str, Shape] = {}
 
     def p(self, x: float, y: float, z: float) -> tuple[float, float, float]:
         return (x * self.organ, y * self.organ, z * self.height)
@@ -155,19 +160,25 @@ def _body_outline(b: _Builder, fat: float) -> None:
     core_shapes: list[Shape] = [VerticalTube(tz, zeros, zeros, ta, tb),
                                 VerticalTube(neck_z, [0, 0], [8, 8], [45, 45], [45, 45])]
     femurs = []
+    b.limbs.update(trunk=core_shapes[0], neck=core_shapes[1])
     for side in (-1.0, 1.0):
+        name = "right" if side < 0 else "left"
         # Arms hang beside the trunk: upper arm and forearm as capsules (rounded at the shoulder).
         top = (side * (shoulder + 0.5 * fat + 20.0), 0.0, -310.0 * height)
         elbow = (side * (shoulder + 0.5 * fat + 32.0), 5.0, -560.0 * height)
         wrist = (side * (shoulder + 0.5 * fat + 36.0), -5.0, -800.0 * height)
-        for a, c, r in ((top, elbow, 36.0 * organ), (elbow, wrist, 29.0 * organ)):
+        for part, a, c, r in (("upper_arm", top, elbow, 36.0 * organ),
+                              ("forearm", elbow, wrist, 29.0 * organ)):
             core_shapes.append(Capsule(a, c, r))
+            b.limbs[f"{name}_{part}"] = core_shapes[-1]
             fat_shapes.append(Capsule(a, c, r + 0.5 * fat))
         leg_x = [side * 85.0 * organ] * 2
         semi_a, semi_b = np.array([58.0, 72.0]) * organ, np.array([62.0, 76.0]) * organ
         core_shapes.append(VerticalTube(leg_z, leg_x, [5, 5], semi_a, semi_b))
+        b.limbs[f"{name}_thigh"] = core_shapes[-1]
         fat_shapes.append(VerticalTube(leg_z, leg_x, [5, 5], semi_a + fat, semi_b + fat))
         femurs.append(b.capsule((side * 90, 5, -880), (side * 95, 5, -1060), 12))
+        b.limbs[f"{name}_femur"] = femurs[-1]
     for shape in fat_shapes:
         b.add("subcutaneous fat", shape, "fat", "fat")
     b.add("skull and scalp", b.ellipsoid((0, 0, -110), (72 / organ, 92 / organ, 110)), "skull", "fat")
@@ -285,4 +296,4 @@ def sample_anatomy(rng: np.random.Generator) -> Anatomy:
             "fat_mm": fat, "weight_kg": weight}
     return Anatomy(layers=builder.layers, uptakes=builder.u, body=body,
                    z_range=(-1000.0 * height, 0.0), lungs=lungs, oesophagus=oesophagus,
-                   oesophagus_radius=OESOPHAGUS_RADIUS_MM)
+                   oesophagus_radius=OESOPHAGUS_RADIUS_MM, limbs=builder.limbs)

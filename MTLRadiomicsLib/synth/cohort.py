@@ -7,7 +7,7 @@ import datetime as dt
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import SimpleITK as sitk
@@ -16,16 +16,27 @@ from tqdm import tqdm
 from MTLRadiomicsLib import __version__
 from MTLRadiomicsLib.errors import MTLRadiomicsError
 from MTLRadiomicsLib.synth import outcomes as outcome_model
-from MTLRadiomicsLib.synth.cases import SyntheticCase, lesion_crop_case, wholebody_case
+from MTLRadiomicsLib.synth.cases import (CROP_MARGIN_MM, NATIVE_IN_PLANE_MM, NATIVE_SLICE_MM,
+                                         SyntheticCase, lesion_crop_case, wholebody_case)
 from MTLRadiomicsLib.synth.dicom_writer import default_datetimes, series_uids, write_pet_dicom
 from MTLRadiomicsLib.synth.lesions import PATHOLOGIES
 from MTLRadiomicsLib.synth.outcomes import concordance_index, roc_auc
-from MTLRadiomicsLib.synth.patient import GENERATOR_VERSION
+from MTLRadiomicsLib.synth.patient import (GENERATOR_VERSION, GTV_SAMPLERS, draw_pathology,
+                                           normalise_pathologies)
 
 MANIFEST_COLUMNS = ["case_id", "pet", "mask", "pathology", "response", "time", "event",
                     "oracle_risk", "fold"]
 FOLD_STREAM = 1_000_003      # stream id of the split, next to the cohort seed
 FIRST_SCAN_DAY = dt.date(2024, 1, 8)
+GROUND_TRUTH = {
+    "lung": "MTV: the 40 % SUVmax region of the primary tumour's own signal",
+    "oesophageal": "MTV: the 40 % SUVmax region of the primary tumour's own signal",
+    "sarcoma": "GTV: the whole tumour (viable rim and necrotic core), voxels whose centre lies in "
+               "it; facts mtv40_ml is its 40 % SUVmax region",
+    "head_and_neck": "GTV: the whole primary tumour (viable and necrotic, not the cervical "
+                     "nodes), voxels whose centre lies in it; facts mtv40_ml is its 40 % SUVmax "
+                     "region",
+}
 
 
 def case_seed(cohort_seed: int, index: int) -> int:
@@ -81,16 +92,22 @@ def _validate(n_cases: int, kind: str, n_folds: int, test_fraction: float) -> No
 
 def generate_cohort(out_dir: str | Path, n_cases: int, seed: int = 0, kind: str = "crop",
                     n_folds: int = 5, test_fraction: float = 0.2, dicom: bool = False,
-                    progress: bool = True) -> Path:
+                    progress: bool = True,
+                    pathologies: Optional[Sequence[str] | str] = None) -> Path:
     """Write ``n_cases`` synthetic cases to ``out_dir`` and return the manifest path.
 
     Layout: images/<case>_pet.nii.gz (SUV), masks/<case>_mask.nii.gz (uint8 MTV), optionally
     dicom/<case>/ (PET series in Bq/ml, START decay correction), manifest.csv (columns
     ``MANIFEST_COLUMNS`` plus ``dicom`` when written; paths relative to the manifest), facts.jsonl
     (one JSON object of facts per case) and cohort.json (settings, oracle AUC and C-index).
-    Case i is the patient ``case_seed(seed, i)``; the pathology is drawn from that seed.
+    Case i is the patient ``case_seed(seed, i)``; its pathology is drawn from that seed among
+    ``pathologies`` (a list or comma-separated names; default lung and oesophageal, which gives
+    the same cohorts as before the other pathologies existed). Ground truth per pathology:
+    ``GROUND_TRUTH`` (also in cohort.json); sarcoma and head-and-neck crops are sized to the
+    lesion at native voxels.
     """
     _validate(n_cases, kind, n_folds, test_fraction)
+    choices = normalise_pathologies(pathologies)
     out = Path(out_dir)
     for sub in ("images", "masks") + (("dicom",) if dicom else ()):
         (out / sub).mkdir(parents=True, exist_ok=True)
@@ -101,7 +118,7 @@ def generate_cohort(out_dir: str | Path, n_cases: int, seed: int = 0, kind: str 
                       disable=not progress):
         seed_i = case_seed(seed, index)
         case_id = f"syn{int(seed)}_{index:04d}"
-        case = make(seed_i, case_id=case_id)
+        case = make(seed_i, draw_pathology(seed_i, choices), case_id=case_id)
         pet_rel, mask_rel = f"images/{case_id}_pet.nii.gz", f"masks/{case_id}_mask.nii.gz"
         _write_image(case.pet.suv, case, out / pet_rel)
         _write_image(case.mask.astype(np.uint8), case, out / mask_rel)
@@ -128,7 +145,7 @@ def generate_cohort(out_dir: str | Path, n_cases: int, seed: int = 0, kind: str 
     columns = MANIFEST_COLUMNS + (["dicom"] if dicom else [])
     _atomic_text(out / "facts.jsonl", "\n".join(facts_lines) + "\n")
     _atomic_text(out / "cohort.json", json.dumps(_summary(rows, seed, kind, n_folds, test_fraction,
-                                                          dicom), indent=2))
+                                                          dicom, choices), indent=2))
     manifest = out / "manifest.csv"
     tmp = manifest.with_name("manifest.csv.tmp")
     with tmp.open("w", newline="", encoding="utf-8") as handle:
@@ -139,8 +156,25 @@ def generate_cohort(out_dir: str | Path, n_cases: int, seed: int = 0, kind: str 
     return manifest
 
 
+def _grids(kind: str, choices: tuple[str, ...]) -> dict[str, Any]:
+    """Voxel sizes and crop sizes: the fixed ones for lung/oesophageal-only cohorts (as before),
+    else None with a description per pathology."""
+    legacy = {"spacing_mm": [2.0, 2.0, 2.0] if kind == "crop" else [4.0, 4.0, 3.0],
+              "crop_size": [64, 64, 64] if kind == "crop" else None}
+    if not any(p in GTV_SAMPLERS for p in choices):
+        return legacy
+    native = {"spacing_mm": {"in_plane_choices": list(NATIVE_IN_PLANE_MM),
+                             "slice": NATIVE_SLICE_MM},
+              "crop_size": ("the lesion (primary and nodes) plus a margin drawn per side from "
+                            f"{CROP_MARGIN_MM[0]:g}-{CROP_MARGIN_MM[1]:g} mm") if kind == "crop"
+              else None}
+    return {"spacing_mm": None, "crop_size": None,
+            "grid_by_pathology": {p: native if p in GTV_SAMPLERS else legacy for p in choices}}
+
+
 def _summary(rows: list[dict[str, Any]], seed: int, kind: str, n_folds: int,
-             test_fraction: float, dicom: bool) -> dict[str, Any]:
+             test_fraction: float, dicom: bool, choices: tuple[str, ...] = PATHOLOGIES
+             ) -> dict[str, Any]:
     oracle = _oracle(rows)
     dev = [r for r in rows if r["fold"] != "test"]
     test = [r for r in rows if r["fold"] == "test"]
@@ -151,20 +185,21 @@ def _summary(rows: list[dict[str, Any]], seed: int, kind: str, n_folds: int,
         "engine_version": __version__,
         "seed": int(seed), "kind": kind, "n_cases": len(rows), "n_folds": int(n_folds),
         "test_fraction": float(test_fraction), "dicom": bool(dicom),
-        "spacing_mm": [2.0, 2.0, 2.0] if kind == "crop" else [4.0, 4.0, 3.0],
-        "crop_size": [64, 64, 64] if kind == "crop" else None,
+        **_grids(kind, choices),
         "oracle_auc_response": oracle["auc_response"],
         "oracle_c_index": oracle["c_index"],
         "oracle_by_split": {"development": _oracle(dev) if dev else None,
                             "test": _oracle(test) if test else None},
-        "pathology_counts": {p: sum(r["pathology"] == p for r in rows) for p in PATHOLOGIES},
+        "pathology_counts": {p: sum(r["pathology"] == p for r in rows) for p in choices},
         "response_rate": float(np.mean([r["response"] for r in rows])),
         "censored_fraction": float(1.0 - events.mean()),
         "fold_sizes": {f: sum(r["fold"] == f for r in rows)
                        for f in [str(i) for i in range(int(n_folds))] + ["test"]},
         "outcome_model": {"risk_weights": outcome_model.RISK_WEIGHTS,
                           "feature_norms": {k: list(v) for k, v in outcome_model.FEATURE_NORMS.items()},
-                          "pathology_offset": outcome_model.PATHOLOGY_OFFSET,
+                          **_pathology_norms(choices),
+                          "pathology_offset": {p: outcome_model.PATHOLOGY_OFFSET[p]
+                                               for p in choices},
                           "case_noise_sd": outcome_model.CASE_NOISE_SD,
                           "response_slope": outcome_model.RESPONSE_SLOPE,
                           "weibull_shape": outcome_model.WEIBULL_SHAPE,
@@ -172,4 +207,13 @@ def _summary(rows: list[dict[str, Any]], seed: int, kind: str, n_folds: int,
                           "follow_up_months": outcome_model.FOLLOW_UP_MONTHS,
                           "dropout_mean_months": outcome_model.DROPOUT_MEAN_MONTHS},
         "cases": [{"case_id": r["case_id"], "seed": case_seed(seed, i)} for i, r in enumerate(rows)],
+        **({} if choices == PATHOLOGIES else {"pathologies": list(choices)}),
+        "ground_truth": {p: GROUND_TRUTH[p] for p in choices},
     }
+
+
+def _pathology_norms(choices: tuple[str, ...]) -> dict[str, Any]:
+    """Feature norms of the pathologies standardised on their own population (none by default)."""
+    own = {p: {k: list(v) for k, v in outcome_model.PATHOLOGY_FEATURE_NORMS[p].items()}
+           for p in choices if p in outcome_model.PATHOLOGY_FEATURE_NORMS}
+    return {"feature_norms_by_pathology": own} if own else {}

@@ -8,7 +8,7 @@ FDG-avid lymph nodes within 3 cm of its border. Positions are LPS mm in the anat
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional
 
 import numpy as np
 from scipy.special import ndtr
@@ -72,8 +72,10 @@ class Finding:
 
 @dataclass
 class Lesion:
-    """A primary tumour with its peritumoral findings (all SUV, mm)."""
+    """A primary tumour with its peritumoral findings (all SUV, mm); ground truth: its 40 % SUVmax
+    region (``mtv.threshold_mtv``)."""
 
+    GROUND_TRUTH: ClassVar[str] = "mtv40"
     pathology: str
     main: Ellipsoid
     lobes: list[Ellipsoid]

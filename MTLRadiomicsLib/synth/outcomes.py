@@ -1,6 +1,8 @@
 """Hidden outcome model: a linear risk of tumour and peritumoral features, and the outcomes it drives.
 
 oracle_risk = sum_i w_i * standardised feature_i + pathology offset + case noise (N(0, 0.5^2)).
+Features are standardised with ``FEATURE_NORMS`` (lung and oesophageal) or the pathology's own
+``PATHOLOGY_FEATURE_NORMS`` (sarcoma, head and neck; their SUV feature is the peak uptake).
 Response ~ Bernoulli(sigmoid(-k * risk)); survival ~ Weibull with hazard proportional to
 exp(risk), censored by the end of follow-up (60 months) and by random drop-out.
 """
@@ -28,7 +30,17 @@ RISK_WEIGHTS: dict[str, float] = {
     "necrosis_fraction": 0.25,
     "n_peritumoral": 0.50,
 }
-PATHOLOGY_OFFSET = {"lung": 0.0, "oesophageal": 0.15}
+# Sarcomas and head-and-neck tumours are standardised against their own population (their
+# volumes and uptakes lie on another scale), so the risk stays centred within each pathology.
+PATHOLOGY_FEATURE_NORMS: dict[str, dict[str, tuple[float, float]]] = {
+    "sarcoma": {"log_suv": (2.65, 0.46), "log_volume_ml": (5.74, 1.04),
+                "heterogeneity": (0.58, 0.13), "necrosis_fraction": (0.25, 0.23),
+                "n_peritumoral": (0.0, 1.0)},
+    "head_and_neck": {"log_suv": (2.22, 0.49), "log_volume_ml": (2.52, 0.85),
+                      "heterogeneity": (0.20, 0.057), "necrosis_fraction": (0.12, 0.17),
+                      "n_peritumoral": (1.0, 1.04)},
+}
+PATHOLOGY_OFFSET = {"lung": 0.0, "oesophageal": 0.15, "sarcoma": 0.1, "head_and_neck": -0.1}
 CASE_NOISE_SD = 0.5
 RESPONSE_SLOPE = 1.5          # k in P(response) = sigmoid(-k * risk)
 WEIBULL_SHAPE = 1.3
@@ -63,10 +75,16 @@ def risk_features(suv: float, volume_ml: float, heterogeneity: float, necrosis_f
             "n_peritumoral": float(n_satellites + n_nodes)}
 
 
+def feature_norms(pathology: str) -> dict[str, tuple[float, float]]:
+    """(mean, sd) of each risk feature that ``pathology`` is standardised with."""
+    return {**FEATURE_NORMS, **PATHOLOGY_FEATURE_NORMS.get(pathology, {})}
+
+
 def sample_outcomes(features: Mapping[str, float], pathology: str,
                     rng: np.random.Generator) -> Outcomes:
     """Draw risk, response and survival for one patient from its features."""
-    terms = {name: weight * (features[name] - FEATURE_NORMS[name][0]) / FEATURE_NORMS[name][1]
+    norms = feature_norms(pathology)
+    terms = {name: weight * (features[name] - norms[name][0]) / norms[name][1]
              for name, weight in RISK_WEIGHTS.items()}
     terms["pathology"] = PATHOLOGY_OFFSET[pathology]
     terms["case_noise"] = float(rng.normal(0.0, CASE_NOISE_SD))

@@ -9,6 +9,7 @@ patient looks alike at 4 x 4 x 3 mm and at 2 mm.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Optional
 
 import numpy as np
 from scipy import ndimage
@@ -79,7 +80,15 @@ def _kernel_energy(sigma_zyx: tuple[float, float, float]) -> float:
     return energy
 
 
-def sample_scanner(rng: np.random.Generator, liver_suv: float) -> Scanner:
-    """A scan with FWHM 6-7 mm and a liver CoV of 10-15 %."""
-    return Scanner(fwhm_mm=float(rng.uniform(6.0, 7.0)), noise_cov=float(rng.uniform(0.10, 0.15)),
-                   noise_ref_suv=float(liver_suv))
+def sample_scanner(rng: np.random.Generator, liver_suv: float,
+                   fwhm_range_mm: tuple[float, float] = (6.0, 7.0),
+                   grain_range_mm: Optional[tuple[float, float]] = None,
+                   noise_range: tuple[float, float] = (0.10, 0.15)) -> Scanner:
+    """A scan with FWHM in ``fwhm_range_mm`` (default 6-7 mm), a liver CoV in ``noise_range``
+    (default 10-15 %) and a noise grain FWHM drawn from ``grain_range_mm`` (default: fixed
+    4.5 mm)."""
+    scanner = Scanner(fwhm_mm=float(rng.uniform(*fwhm_range_mm)),
+                      noise_cov=float(rng.uniform(*noise_range)), noise_ref_suv=float(liver_suv))
+    if grain_range_mm is not None:
+        scanner.grain_fwhm_mm = float(rng.uniform(*grain_range_mm))
+    return scanner

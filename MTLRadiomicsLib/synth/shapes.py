@@ -213,3 +213,40 @@ def paint(activity: np.ndarray, grid: Grid, shape: Shape, uptake: Uptake, edge_m
     region += frac * (value - region)
     if labels is not None:
         labels[box][frac >= 0.5] = label
+
+
+@dataclass
+class Inflated(Shape):
+    """A shape grown by ``margin_mm`` (signed distance minus the margin; negative shrinks)."""
+
+    base: Shape
+    margin_mm: float
+
+    def bbox(self) -> tuple[np.ndarray, np.ndarray]:
+        lo, hi = self.base.bbox()
+        pad = max(float(self.margin_mm), 0.0)
+        return lo - pad, hi + pad
+
+    def signed_distance(self, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
+        return self.base.signed_distance(x, y, z) - np.float32(self.margin_mm)
+
+
+@dataclass
+class Difference(Shape):
+    """The points of ``base`` outside every shape of ``holes`` (signed distance max(d, -d_hole))."""
+
+    base: Shape
+    holes: Sequence[Shape]
+
+    def bbox(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.base.bbox()
+
+    def signed_distance(self, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
+        result = self.base.signed_distance(x, y, z)
+        lo_b, hi_b = self.base.bbox()
+        for hole in self.holes:
+            lo, hi = hole.bbox()
+            if np.any(hi < lo_b) or np.any(lo > hi_b):
+                continue  # the hole cannot touch the base
+            result = np.maximum(result, -hole.signed_distance(x, y, z))
+        return result
