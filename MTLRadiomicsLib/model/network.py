@@ -56,6 +56,10 @@ class MultiTaskNet(nn.Module):
         """``mask`` (B, 1, D, H, W), values in [0, 1]: used by the outcome head in place of the
         predicted segmentation (e.g. a physician's edited MTV)."""
         check_input(x, self.config.in_channels)
+        if x.device.type == "cpu":
+            # Channels-last 3-D input takes PyTorch's oneDNN convolutions on the CPU: about three times
+            # faster than the default layout for these small channel counts, same values.
+            x = x.contiguous(memory_format=torch.channels_last_3d)
         enc = self.encoder(x)
         features = dict(zip(ENCODER_SCALES, enc))
         out: dict = {}
