@@ -64,7 +64,8 @@ def test_all_fifteen_task_combinations_are_configurations(combo):
     flags = {t: t in combo for t in TASKS}
     config = named_config("tiny", **flags, tumour_features="segmentation" in combo)
     _, _, out = forward(config)
-    assert set(out) - {"features"} == set(combo)
+    assert set(out) - {"features", "outcome_features"} == set(combo)
+    assert ("outcome_features" in out) == ("outcome" in combo)
 
 
 @pytest.mark.parametrize("tumour, global_", [(True, False), (False, True), (True, True)])
@@ -277,3 +278,41 @@ def test_weights_of_another_architecture_are_refused(tmp_path):
     card_path.write_text(json.dumps(card))
     with pytest.raises(ModelFileError, match="does not fit"):
         load_model(tmp_path / "m")
+
+
+def test_survival_head_beside_a_binary_outcome_and_its_cox_loss():
+    config = named_config("tiny", survival=True)
+    net, x, out = forward(config, batch=4)
+    assert out["outcome"].shape == (4,) and out["survival"].shape == (4,)
+    assert "survival" in config.tasks
+    batch = {"image": x, "mask": torch.zeros(4, 1, 32, 32, 32), "has_mask": torch.zeros(4, dtype=torch.bool),
+             "response": torch.tensor([0., 1., 0., 1.]), "has_response": torch.ones(4, dtype=torch.bool),
+             "time": torch.tensor([5., 3., 8., 1.]), "event": torch.tensor([1, 0, 1, 1]),
+             "has_survival": torch.ones(4, dtype=torch.bool),
+             "pathology": torch.zeros(4, dtype=torch.long), "has_pathology": torch.zeros(4, dtype=torch.bool)}
+    losses = MultiTaskLoss(config, LossConfig()).task_losses(out, batch)
+    expected = cox_loss(out["survival"], batch["event"], batch["time"], "efron")
+    assert float(losses["survival"]) == pytest.approx(float(expected))
+    assert float(losses["outcome"]) > 0
+    with pytest.raises(ValueError, match="binary outcome"):
+        named_config("tiny", survival=True, outcome_kind="survival")
+
+
+def test_metric_features_reach_the_outcome_head():
+    from MTLRadiomicsLib.model.metric_features import metric_vector
+
+    config = named_config("tiny", metric_features=True, dropout=0.0)
+    torch.manual_seed(0)
+    net = MultiTaskNet(config).eval()
+    x = torch.rand(1, 1, 32, 32, 32)
+    small = torch.as_tensor(metric_vector({"suv_max": 3.0, "suv_peak": 2.5, "mtv_ml": 5.0, "tlg": 10.0}))[None]
+    large = torch.as_tensor(metric_vector({"suv_max": 20.0, "suv_peak": 15.0, "mtv_ml": 900.0, "tlg": 6000.0}))[None]
+    with torch.no_grad():
+        a, b = net(x, metrics=small), net(x, metrics=large)
+    assert a["outcome_features"].shape[1] == b["outcome_features"].shape[1] == net.outcome.n_in
+    assert torch.equal(a["outcome_features"][0, -4:], small[0])
+    assert float(a["outcome"]) != pytest.approx(float(b["outcome"]), abs=1e-7)
+    assert torch.equal(a["segmentation"], b["segmentation"])        # only the outcome depends on them
+    with pytest.raises(ValueError, match="PET metric features"):
+        net(x)
+    assert metric_vector({"suv_max": 0.0, "suv_peak": -1.0, "mtv_ml": 0.0, "tlg": 0.0}).tolist() == [0, 0, 0, 0]

@@ -24,7 +24,7 @@ from MTLRadiomicsLib.model.preprocessing import extract_crop, hottest_point_lps,
 from training.manifest import CaseRecord
 
 SHIFT_MARGIN = 4        # voxels loaded beyond the crop on each side, for random shifts
-SAMPLINGS = ("lesion", "patches")
+SAMPLINGS = ("lesion", "patches", "mixed")
 PATCHES_PER_CASE = 4    # "patches": windows drawn from each case per epoch (2 on the tumour, 1 beside it)
 
 
@@ -57,6 +57,7 @@ class LoadCase(Transform):
             channels.append((np.clip(ct, -1000.0, 1000.0) / 1000.0).astype(np.float32))
         item = _labels(record, mask is not None)
         item["image"] = np.stack(channels)
+        item["metrics"] = _metrics(pet, mask)
         if mask is not None:
             mask_image = pet.copy_geometry_to(sitk.GetImageFromArray(mask))
             item["mask"] = extract_crop(mask_image, center, self.pre.spacing_mm, size, nearest=True)[None]
@@ -86,12 +87,23 @@ class LoadWholeCase(LoadCase):
         mask = load_mask(record.mask, pet) if record.mask else None
         item = _labels(record, mask is not None)
         item["image"] = normalise_suv(suv, self.pre)[None]
+        item["metrics"] = _metrics(pet, mask)
         if mask is not None:
             mask_image = pet.copy_geometry_to(sitk.GetImageFromArray(mask))
             item["mask"] = extract_crop(mask_image, center, self.pre.spacing_mm, crop, nearest=True)[None]
         else:
             item["mask"] = np.zeros([1] + crop, dtype=np.uint8)
         return item
+
+
+def _metrics(pet, mask) -> np.ndarray:
+    """The PET metric features (4,) of the case's reference mask on the PET grid (zeros without one)."""
+    from MTLRadiomicsLib.model.metric_features import N_METRIC_FEATURES, metric_vector
+    from MTLRadiomicsLib.mtv.pet_metrics import compute_metrics
+
+    if mask is None or not np.asarray(mask).any():
+        return np.zeros(N_METRIC_FEATURES, np.float32)
+    return metric_vector(compute_metrics(pet.suv, mask, pet.spacing).to_dict())
 
 
 def _labels(record: CaseRecord, has_mask: bool) -> dict[str, Any]:
@@ -141,6 +153,7 @@ class ToTensors(MapTransform):
         d["image"] = torch.as_tensor(np.asarray(d["image"]), dtype=torch.float32)
         d["mask"] = torch.as_tensor(np.asarray(d["mask"]), dtype=torch.float32)
         d["box"] = torch.as_tensor(d["box"], dtype=torch.float32)
+        d["metrics"] = torch.as_tensor(np.asarray(d["metrics"]), dtype=torch.float32)
         for key in ("has_mask", "has_pathology", "has_response", "has_survival", "has_box"):
             d[key] = torch.tensor(bool(d[key]))
         d["pathology"] = torch.tensor(int(d["pathology"]))
@@ -150,9 +163,47 @@ class ToTensors(MapTransform):
         return d
 
 
+class SegmentationOnly(MapTransform):
+    """Patches drawn anywhere in a case train the segmentation (and reconstruction) only: their
+    pathology, outcome and survival labels are switched off (those heads see the lesion crop)."""
+
+    def __init__(self) -> None:
+        super().__init__(keys=["image"])
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict:
+        d = dict(data)
+        d["has_pathology"] = d["has_response"] = d["has_survival"] = False
+        return d
+
+
+class AsList(Transform):
+    """One item as a list of one, so that it batches with the patch lists."""
+
+    def __call__(self, data: Any) -> list:
+        return data if isinstance(data, list) else [data]
+
+
+class MixedDataset(torch.utils.data.ConcatDataset):
+    """Per case and epoch: ``PATCHES_PER_CASE`` windows for the segmentation and one lesion crop for
+    every task (sampling "mixed"). ``transform.set_random_state`` reaches both parts."""
+
+    def __init__(self, patches: CacheDataset, lesion: CacheDataset):
+        super().__init__([patches, lesion])
+        self.transform = _BothTransforms(patches.transform, lesion.transform)
+
+
+class _BothTransforms:
+    def __init__(self, *transforms: Compose):
+        self.transforms = transforms
+
+    def set_random_state(self, seed: int) -> None:
+        for offset, transform in enumerate(self.transforms):
+            transform.set_random_state(seed=(seed + offset) % (2 ** 32))
+
+
 def build_dataset(records: list[CaseRecord], preprocessing: Preprocessing, in_channels: int,
                   augment: bool, cache_rate: float = 1.0, num_workers: int = 0,
-                  sampling: str = "lesion") -> CacheDataset:
+                  sampling: str = "lesion"):
     """A CacheDataset: loading and cropping cached; shifts, flips, intensity scaling and noise
     drawn anew each time when ``augment``.
 
@@ -160,11 +211,21 @@ def build_dataset(records: list[CaseRecord], preprocessing: Preprocessing, in_ch
     whole case is loaded and each item is a list of ``PATCHES_PER_CASE`` windows, two centred on
     tumour voxels for one beside them (segmentation of lesions larger than the field of view).
     Without ``augment``, "patches" gives the whole case (padded to the crop size at least) for
-    sliding-window validation."""
+    sliding-window validation. "mixed" (training only): both, as a ``MixedDataset`` whose patches
+    train the segmentation and whose lesion crops train every task."""
     if sampling not in SAMPLINGS:
         raise ValueError(f"sampling must be one of {SAMPLINGS}, not {sampling!r}")
     crop = list(preprocessing.crop_size)
     keys = ["image", "mask"]
+    if sampling == "mixed":
+        if not augment:
+            raise ValueError("mixed sampling is for training; validate with 'patches' and 'lesion'")
+        patches = build_dataset(records, preprocessing, in_channels, True, cache_rate, num_workers, "patches")
+        patches.transform = Compose([*patches.transform.transforms[:-1], SegmentationOnly(),
+                                     patches.transform.transforms[-1]])
+        lesion = build_dataset(records, preprocessing, in_channels, True, cache_rate, num_workers, "lesion")
+        lesion.transform = Compose([*lesion.transform.transforms, AsList()])
+        return MixedDataset(patches, lesion)
     if sampling == "patches":
         steps: list = [LoadWholeCase(preprocessing, in_channels, 0), SpatialPadd(keys, spatial_size=crop)]
         if augment:

@@ -31,7 +31,7 @@ def collect(network: torch.nn.Module, loader, criterion: MultiTaskLoss, device: 
     for batch in loader:
         batch = to_device(batch, device)
         with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-            out = network(batch["image"])
+            out = network(batch["image"], metrics=batch.get("metrics"))
             total, parts = criterion(out, batch)
         size = batch["image"].shape[0]
         count += size
@@ -65,6 +65,11 @@ def collect(network: torch.nn.Module, loader, criterion: MultiTaskLoss, device: 
                 add("outcome_surv", score[keep].cpu())
                 add("surv_time", batch["time"][keep].cpu())
                 add("surv_event", batch["event"][keep].cpu())
+        if "survival" in out:
+            keep = batch["has_survival"].bool()
+            add("survival_risk", out["survival"].float()[keep].cpu())
+            add("survival_time", batch["time"][keep].cpu())
+            add("survival_event", batch["event"][keep].cpu())
         if "detection" in out:
             keep = batch["has_box"].bool()
             if keep.any():

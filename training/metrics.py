@@ -78,6 +78,8 @@ def summarise(outputs: dict[str, np.ndarray], outcome_kind: str, n_classes: int)
         m["outcome_accuracy"] = accuracy((score > 0.5).astype(int), label)
     if outcome_kind == "survival" and len(outputs.get("surv_time", [])):
         m["c_index"] = concordance(outputs["outcome_surv"], outputs["surv_event"], outputs["surv_time"])
+    if len(outputs.get("survival_time", [])):
+        m["c_index"] = concordance(outputs["survival_risk"], outputs["survival_event"], outputs["survival_time"])
     if "box_error" in outputs and len(outputs["box_error"]):
         m["box_centre_error"] = float(np.mean(outputs["box_error"]))
     return m

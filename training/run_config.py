@@ -27,8 +27,10 @@ class TrainingConfig:
     cache_rate: float = 1.0
     amp: bool = True
     threads: int = 0
-    sampling: str = "lesion"      # "lesion": one crop around the lesion; "patches": windows from the whole case
-    monitor: str = "loss"         # early stopping on: "loss" (lower), "dice", "outcome_auc", "c_index" (higher)
+    sampling: str = "lesion"      # "lesion": one crop around the lesion; "patches": windows from the whole case;
+                                  # "mixed": both (windows for the segmentation, the crop for every task)
+    monitor: str = "loss"         # early stopping on: "loss", "loss_outcome" (lower); "dice", "outcome_auc",
+                                  # "c_index" (higher)
     init_weights: str = ""        # a model folder whose matching tensors start the network (fine-tuning)
 
 

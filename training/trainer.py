@@ -108,16 +108,14 @@ def _train(config: RunConfig, manifest: Path, out: Path, resume: bool, device: t
     pre, channels = config.preprocessing, config.model.in_channels
     if tc.monitor not in MONITORS:
         raise ValueError(f"training.monitor must be one of {sorted(MONITORS)}, not {tc.monitor!r}")
-    patches = tc.sampling == "patches"
+    patches = tc.sampling in ("patches", "mixed")
     train_set = build_dataset(train_records, pre, channels, augment=True, cache_rate=tc.cache_rate,
                               sampling=tc.sampling)
-    val_set = build_dataset(val_records, pre, channels, augment=False, sampling=tc.sampling) if val_records else None
     sampler = DistributedSampler(train_set, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True,
                                  seed=tc.seed, drop_last=False)
     loader_class = MonaiDataLoader if patches else DataLoader      # MONAI's collate flattens the patch lists
     train_loader = loader_class(train_set, batch_size=tc.batch_size, sampler=sampler, num_workers=tc.num_workers)
-    val_loader = (loader_class(val_set, batch_size=1 if patches else tc.batch_size)
-                  if val_set is not None else None)
+    val_loader = validation_loaders(val_records, config) if val_records else None
 
     network = MultiTaskNet(config.model).to(device)
     if tc.init_weights and not resume:
@@ -198,7 +196,7 @@ def _train(config: RunConfig, manifest: Path, out: Path, resume: bool, device: t
     return TrainResult(out, len(history), best_epoch, history, final)
 
 
-MONITORS = {"loss": 1.0, "dice": -1.0, "outcome_auc": -1.0, "c_index": -1.0}   # sign: lower is better
+MONITORS = {"loss": 1.0, "loss_outcome": 1.0, "dice": -1.0, "outcome_auc": -1.0, "c_index": -1.0}  # sign: lower is better
 
 
 def monitor_value(name: str, val_metrics: dict, epoch: int) -> float:
@@ -229,10 +227,29 @@ def initialise_from(network: MultiTaskNet, folder: str | Path) -> tuple[int, int
     return len(matching), len(own)
 
 
-def _validate(network, loader, criterion, device, amp_dtype, config: RunConfig) -> dict[str, float]:
-    if config.training.sampling == "patches":
-        return collect_whole_cases(network, loader, config.preprocessing, device)[0]
-    return collect(network, loader, criterion, device, amp_dtype)[0]
+def validation_loaders(records, config: RunConfig) -> dict:
+    """Loaders of the validation cases: "lesion" crops (every task's losses and metrics) and, for
+    whole-case sampling, "whole" cases (sliding-window Dice)."""
+    pre, channels, sampling = config.preprocessing, config.model.in_channels, config.training.sampling
+    loaders = {}
+    if sampling in ("patches", "mixed"):
+        loaders["whole"] = MonaiDataLoader(build_dataset(records, pre, channels, augment=False, sampling="patches"),
+                                           batch_size=1)
+    if sampling in ("lesion", "mixed"):
+        loaders["lesion"] = DataLoader(build_dataset(records, pre, channels, augment=False, sampling="lesion"),
+                                       batch_size=config.training.batch_size)
+    return loaders
+
+
+def _validate(network, loaders: dict, criterion, device, amp_dtype, config: RunConfig) -> dict[str, float]:
+    """Validation metrics: every task's losses and metrics on the lesion crops; the Dice of whole
+    cases by sliding windows where the model is trained on whole cases (it replaces the crop Dice)."""
+    metrics: dict[str, float] = {}
+    if "lesion" in loaders:
+        metrics |= collect(network, loaders["lesion"], criterion, device, amp_dtype)[0]
+    if "whole" in loaders:
+        metrics |= collect_whole_cases(network, loaders["whole"], config.preprocessing, device)[0]
+    return metrics
 
 
 def _tensorboard(out: Path):
@@ -251,7 +268,7 @@ def _train_epoch(model, criterion, optimizer, scaler, loader, device, amp_dtype,
         batch = to_device(batch, device)
         optimizer.zero_grad(set_to_none=True)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-            out = model(batch["image"])
+            out = model(batch["image"], metrics=batch.get("metrics"))
             total, parts = criterion(out, batch)
         scaler.scale(total).backward()
         scaler.step(optimizer)
@@ -305,15 +322,15 @@ def _final_evaluation(config, out, val_records, test_records, device, amp_dtype,
     for name, records in (("validation", val_records), ("test", test_records)):
         if not records:
             continue
-        if config.training.sampling == "patches":
-            data = build_dataset(records, config.preprocessing, config.model.in_channels, augment=False,
-                                 sampling="patches")
-            metrics, outputs = collect_whole_cases(best.network, MonaiDataLoader(data, batch_size=1),
-                                                   config.preprocessing, device)
-        else:
-            data = build_dataset(records, config.preprocessing, config.model.in_channels, augment=False)
-            metrics, outputs = collect(best.network, DataLoader(data, batch_size=config.training.batch_size),
-                                       criterion, device, amp_dtype)
+        loaders = validation_loaders(records, config)
+        metrics, outputs = {}, {}
+        if "lesion" in loaders:
+            metrics, outputs = collect(best.network, loaders["lesion"], criterion, device, amp_dtype)
+        if "whole" in loaders:
+            whole_metrics, whole_outputs = collect_whole_cases(best.network, loaders["whole"], config.preprocessing,
+                                                               device)
+            metrics |= whole_metrics
+            outputs |= whole_outputs
         final[name] = _clean(metrics)
         outputs_by_split[name] = outputs
     (out / "metrics.json").write_text(json.dumps(final, indent=2))
@@ -324,6 +341,9 @@ def _final_evaluation(config, out, val_records, test_records, device, amp_dtype,
         if len(o.get("class_label", [])):
             curves[f"pathology, {name}"] = (o["class_prob"][:, 1], o["class_label"] == 1,
                                             final[name].get("class_auc") or math.nan)
+        if len(o.get("survival_time", [])):
+            kaplan_meier_by_risk(o["survival_risk"], o["survival_event"], o["survival_time"],
+                                 out / f"kaplan_meier_{name}.png", f"Kaplan-Meier by predicted risk ({name})")
         if config.model.outcome_kind == "survival" and len(o.get("surv_time", [])):
             kaplan_meier_by_risk(o["outcome_surv"], o["surv_event"], o["surv_time"],
                                  out / f"kaplan_meier_{name}.png", f"Kaplan-Meier by predicted risk ({name})")

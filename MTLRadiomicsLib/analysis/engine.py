@@ -18,6 +18,7 @@ import torch
 
 from MTLRadiomicsLib import __version__
 from MTLRadiomicsLib.analysis.devices import choose_device, is_out_of_memory
+from MTLRadiomicsLib.analysis.domain import DomainCheck, check_domain
 from MTLRadiomicsLib.analysis.gradcam import gradcam_all_scales
 from MTLRadiomicsLib.analysis.inference import mask_to_crop, predict, prepare_input
 from MTLRadiomicsLib.analysis.options import AnalysisOptions
@@ -27,6 +28,7 @@ from MTLRadiomicsLib.analysis.progress import Progress
 from MTLRadiomicsLib.analysis.result import AnalysisResult, Estimate, Location, Scores
 from MTLRadiomicsLib.errors import MTLRadiomicsError, ModelFileError
 from MTLRadiomicsLib.model.model_file import LoadedModel, load_model
+from MTLRadiomicsLib.model.metric_features import metric_vector
 from MTLRadiomicsLib.model.preprocessing import mask_center_lps
 from MTLRadiomicsLib.model.registry import MODEL_ENV, default_model_dir, resolve_model  # noqa: F401
 from MTLRadiomicsLib.mtv.lesion import MTV_METHODS, LesionMtvs, segment_lesion
@@ -110,7 +112,11 @@ def _analyze(pet_path: str | Path, out_dir: Path, options: AnalysisOptions, prog
         check = check_mtv(mask, pet.suv, pet.spacing, _seed_zyx(pet, location.center_lps), "edited MTV")
     warnings.extend(check.warnings)
 
-    prediction, heatmaps = None, {}
+    progress.stage("metrics", 0.4, "PET metrics of the MTV")
+    with clock("metrics"):
+        metrics = compute_metrics(pet.suv, mask, pet.spacing).to_dict()
+
+    prediction, heatmaps, domain = None, {}, None
     scoring = check.valid and bool(set(loaded.config.tasks) & {"outcome", "classification"})
     if scoring:
         progress.stage("inference", 0.45, "scoring the lesion")
@@ -118,17 +124,20 @@ def _analyze(pet_path: str | Path, out_dir: Path, options: AnalysisOptions, prog
             location.field_center_lps = tuple(float(v) for v in mask_center_lps(mask, pet.to_sitk()))
             crop = prepare_input(pet, location.field_center_lps, loaded.card)
             mask_crop = mask_to_crop(mask, pet, crop)
+            features = metric_vector(metrics) if loaded.config.metric_features else None
             prediction, device = _on_device(loaded, device, warnings, lambda d: predict(
-                loaded.network, crop, d, options.samples, options.uncertainty, mask_crop))
+                loaded.network, crop, d, options.samples, options.uncertainty, mask_crop, features, loaded.card))
+            domain = _domain(loaded, pet, location, metrics, prediction)
+            if not domain.inside:
+                warnings.append(f"the scores are outside the model's training domain: {'; '.join(domain.reasons)}")
         progress.stage("gradcam", 0.55, f"Grad-CAM for every scale (target: {options.explain})")
         with clock("gradcam"):
             target_mask = torch.as_tensor(mask_crop[None, None], device=device)
-            crop_maps = gradcam_all_scales(loaded.network, crop.tensor(device), options.explain, target_mask)
+            feature_tensor = None if features is None else torch.as_tensor(features[None], device=device)
+            crop_maps = gradcam_all_scales(loaded.network, crop.tensor(device), options.explain, target_mask,
+                                           feature_tensor)
             heatmaps = {scale: np.clip(crop_to_pet(m, crop.reference, pet), 0.0, 1.0) for scale, m in crop_maps.items()}
-    progress.stage("metrics", 0.7, "PET metrics of the MTV")
-    with clock("metrics"):
-        metrics = compute_metrics(pet.suv, mask, pet.spacing).to_dict()
-    scores = _scores(prediction, loaded, options, "edited" if mask_given is not None else "predicted", check)
+    scores = _scores(prediction, loaded, options, "edited" if mask_given is not None else "predicted", check, domain)
     result = AnalysisResult(
         engine_version=__version__, command="rescore" if mask_given is not None else "analyze",
         created=dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
@@ -143,6 +152,7 @@ def _analyze(pet_path: str | Path, out_dir: Path, options: AnalysisOptions, prog
                      **({} if heatmaps else {"note": "no heatmaps: the scores were withheld" if not check.valid
                                              else "no heatmaps: the model has no score to explain"})},
         mtv=_mtv_summary(mtvs, check, options, mask_given is not None),
+        domain=domain.to_dict() if domain is not None else {},
         warnings=warnings, device=str(device))
     progress.stage("outputs", 0.8, "writing the outputs")
     with atomic_output_dir(out_dir, overwrite) as work:
@@ -261,24 +271,52 @@ def _estimate(values: np.ndarray) -> Estimate:
                     samples=int(len(values)))
 
 
-def _scores(prediction, loaded: LoadedModel, options: AnalysisOptions, mask_source: str, check: MtvCheck) -> Scores:
+def _domain(loaded: LoadedModel, pet: PetVolume, location: Location, metrics: dict, prediction) -> DomainCheck:
+    """The lesion against the card's training domain (tracer, body region, size, uptake, voxels, features)."""
+    domain = loaded.card.domain or {}
+    if not domain:
+        return check_domain({})
+    from MTLRadiomicsLib.localisation.body_region import body_region
+
+    region = body_region(pet, location.center_lps)
+    tracer = str((pet.series or {}).get("Radiopharmaceutical", "") or "")
+    return check_domain(domain, tracer=tracer, region=region.name, region_reason=region.reason,
+                        volume_ml=metrics.get("mtv_ml"), suv_max=metrics.get("suv_max"),
+                        spacing_mm=tuple(float(v) for v in pet.spacing),
+                        features=None if prediction is None else prediction.features)
+
+
+def _scores(prediction, loaded: LoadedModel, options: AnalysisOptions, mask_source: str, check: MtvCheck,
+            domain: Optional[DomainCheck] = None) -> Scores:
     card = loaded.card
     kind = loaded.config.outcome_kind
-    outcome = None
+    outcome = survival = None
     pathology = {}
+    pathology_note = ""
     if prediction is not None:
         outcome = _estimate(prediction.outcome_samples) if prediction.outcome_samples is not None else None
+        survival = _estimate(prediction.survival_samples) if prediction.survival_samples is not None else None
         if prediction.class_samples is not None:
             names = list(card.class_names) or [f"class {i}" for i in range(prediction.class_samples.shape[1])]
-            pathology = {name: _estimate(prediction.class_samples[:, i]) for i, name in enumerate(names)}
+            if domain is not None and not domain.inside:
+                pathology_note = ("not shown: the lesion is outside the model's training domain, so no class the "
+                                  f"model knows ({', '.join(names)}) can be told")
+            else:
+                pathology = {name: _estimate(prediction.class_samples[:, i]) for i, name in enumerate(names)}
     method = ("Monte-Carlo dropout" if options.uncertainty == "mc-dropout"
               else "test-time augmentation (flips, shifts)")
     withheld = check.withheld_reason
     if not withheld and prediction is None:
         withheld = "the model has no outcome or pathology head"
+    calibrated = bool(card.calibration)
     return Scores(outcome_kind=kind, outcome_meaning=str(card.outcome.get("meaning", "")), outcome=outcome,
                   pathology=pathology, uncertainty=f"mean ± sd over {options.samples} samples, {method}",
-                  mask_source=mask_source, withheld=withheld)
+                  mask_source=mask_source, withheld=withheld, survival=survival,
+                  survival_meaning=str(card.outcome.get("survival_meaning", "")) if survival is not None else "",
+                  pathology_note=pathology_note,
+                  domain="" if domain is None or not domain.checked else ("inside" if domain.inside else "outside"),
+                  calibration=(f"temperature scaling fitted on {card.calibration.get('data', 'held-out data')}"
+                               if calibrated else "uncalibrated"))
 
 
 def _mtv_summary(mtvs: Optional[LesionMtvs], check: MtvCheck, options: AnalysisOptions, edited: bool) -> dict:
@@ -299,7 +337,8 @@ def _model_summary(loaded: LoadedModel) -> dict:
             "preprocessing": {"spacing_mm": list(card.preprocessing.spacing_mm),
                               "crop_size": list(card.preprocessing.crop_size)},
             "training_data": card.training_data, "held_out_metrics": card.held_out_metrics,
-            "weights_sha256": card.weights_sha256, "engine_version_trained": card.engine_version}
+            "weights_sha256": card.weights_sha256, "engine_version_trained": card.engine_version,
+            "calibration": card.calibration, "domain": card.domain}
 
 
 def _write_outputs(work: Path, pet: PetVolume, mask: np.ndarray, heatmaps: dict[str, np.ndarray],

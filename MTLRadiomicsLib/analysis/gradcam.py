@@ -39,13 +39,15 @@ def explain_target(out: dict, target: str) -> torch.Tensor:
 
 
 def gradcam_all_scales(network: MultiTaskNet, x: torch.Tensor, target: str = "outcome",
-                       mask: Optional[torch.Tensor] = None) -> dict[str, np.ndarray]:
+                       mask: Optional[torch.Tensor] = None, metrics: Optional[torch.Tensor] = None
+                       ) -> dict[str, np.ndarray]:
     """Heatmaps (D, H, W) in [0, 1] on the input grid for every scale the network exposes.
 
-    ``x`` is (1, C, D, H, W). A scale whose map does not influence the target gets zeros."""
+    ``x`` is (1, C, D, H, W); ``metrics`` (1, 4) the PET metric features (models that take them).
+    A scale whose map does not influence the target gets zeros."""
     network.eval()
     with torch.enable_grad():
-        out = network(x, mask=mask)
+        out = network(x, mask=mask, metrics=metrics)
         features: dict[str, torch.Tensor] = out["features"]
         names = list(features)
         y = explain_target(out, target)

@@ -40,13 +40,17 @@ class Prediction:
     """Network outputs on the crop grid.
 
     segmentation: (D, H, W) probability, deterministic pass; outcome_samples: (N,) response
-    probability (binary) or log hazard (survival); class_samples: (N, K) class probabilities;
-    box: (6,) or None, centre and size as fractions of the crop."""
+    probability (binary) or log hazard (survival); survival_samples: (N,) log hazard of a survival
+    head beside a binary outcome; class_samples: (N, K) class probabilities; box: (6,) or None,
+    centre and size as fractions of the crop; features: (n,) what the outcome head saw in the
+    deterministic pass (for the domain check)."""
 
     segmentation: Optional[np.ndarray]
     outcome_samples: Optional[np.ndarray]
     class_samples: Optional[np.ndarray]
     box: Optional[np.ndarray]
+    survival_samples: Optional[np.ndarray] = None
+    features: Optional[np.ndarray] = None
 
 
 def prepare_input(pet: PetVolume, center_lps: Sequence[float], card: ModelCard) -> CropInput:
@@ -64,15 +68,23 @@ def mask_to_crop(mask: np.ndarray, pet: PetVolume, crop: CropInput) -> np.ndarra
     return np.clip(resample_to(image, crop.reference), 0.0, 1.0)
 
 
-def _outcome_value(raw: torch.Tensor, kind: str) -> torch.Tensor:
-    return torch.sigmoid(raw) if kind == "binary" else raw
+def _outcome_value(raw: torch.Tensor, kind: str, temperature: float = 1.0) -> torch.Tensor:
+    return torch.sigmoid(raw / temperature) if kind == "binary" else raw
 
 
-def _class_probabilities(logits: torch.Tensor) -> torch.Tensor:
+def _class_probabilities(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    logits = logits / temperature
     if logits.shape[1] == 1:
         p = torch.sigmoid(logits)
         return torch.cat([1 - p, p], dim=1)
     return torch.softmax(logits, dim=1)
+
+
+def temperatures(card: Optional[ModelCard]) -> tuple[float, float]:
+    """(outcome, class) temperatures of the card's calibration (1, 1 when uncalibrated)."""
+    calibration = (card.calibration if card is not None else {}) or {}
+    return (float(calibration.get("outcome_temperature", 1.0) or 1.0),
+            float(calibration.get("class_temperature", 1.0) or 1.0))
 
 
 def _enable_dropout(network: torch.nn.Module, on: bool) -> None:
@@ -83,28 +95,44 @@ def _enable_dropout(network: torch.nn.Module, on: bool) -> None:
 
 @torch.no_grad()
 def predict(network: MultiTaskNet, crop: CropInput, device: torch.device, samples: int = 10,
-            method: str = "mc-dropout", mask_crop: Optional[np.ndarray] = None) -> Prediction:
+            method: str = "mc-dropout", mask_crop: Optional[np.ndarray] = None,
+            metrics: Optional[np.ndarray] = None, card: Optional[ModelCard] = None) -> Prediction:
     """Deterministic segmentation plus ``samples`` stochastic passes for the scores.
 
-    ``mask_crop`` (D, H, W) replaces the predicted segmentation in the outcome head (re-scoring)."""
+    ``mask_crop`` (D, H, W) replaces the predicted segmentation in the outcome head (re-scoring);
+    ``metrics`` (4,): the PET metric features of the scored MTV (models with metric features);
+    ``card``: its calibration temperatures are applied to the probabilities."""
     if method not in UNCERTAINTY_METHODS:
         raise ValueError(f"uncertainty method must be one of {UNCERTAINTY_METHODS}")
     network.eval()
     kind = network.config.outcome_kind
+    t_outcome, t_class = temperatures(card)
     x = crop.tensor(device)
     mask = None if mask_crop is None else torch.as_tensor(mask_crop[None, None], device=device)
-    out = network(x, mask=mask)
+    m = None if metrics is None else torch.as_tensor(np.asarray(metrics, np.float32)[None], device=device)
+    out = network(x, mask=mask, metrics=m)
     segmentation = torch.sigmoid(out["segmentation"])[0, 0].cpu().numpy() if "segmentation" in out else None
     box = out["detection"][0].cpu().numpy() if "detection" in out else None
+    features = out["outcome_features"][0].float().cpu().numpy() if "outcome_features" in out else None
 
-    outcome, classes = [], []
+    collected: dict[str, list] = {"outcome": [], "survival": [], "classes": []}
+
+    def collect(batch: dict) -> None:
+        if "outcome" in batch:
+            collected["outcome"].append(_outcome_value(batch["outcome"].float(), kind, t_outcome))
+        if "survival" in batch:
+            collected["survival"].append(batch["survival"].float())
+        if "classification" in batch:
+            collected["classes"].append(_class_probabilities(batch["classification"].float(), t_class))
+
     if method == "mc-dropout":
         _enable_dropout(network, True)
         try:
             for start in range(0, samples, 4):
                 n = min(4, samples - start)
-                batch = network(x.expand(n, *x.shape[1:]), mask=None if mask is None else mask.expand(n, *mask.shape[1:]))
-                _collect(batch, kind, outcome, classes)
+                collect(network(x.expand(n, *x.shape[1:]),
+                                mask=None if mask is None else mask.expand(n, *mask.shape[1:]),
+                                metrics=None if m is None else m.expand(n, -1)))
         finally:
             _enable_dropout(network, False)
     else:
@@ -112,19 +140,14 @@ def predict(network: MultiTaskNet, crop: CropInput, device: torch.device, sample
             flip, shift = k % 2 == 1, (k // 2) % 3 - 1
             xs = _augment(x, flip, shift)
             ms = None if mask is None else _augment(mask, flip, shift)
-            _collect(network(xs, mask=ms), kind, outcome, classes)
-    return Prediction(
-        segmentation=segmentation,
-        outcome_samples=torch.cat(outcome).cpu().numpy() if outcome else None,
-        class_samples=torch.cat(classes).cpu().numpy() if classes else None,
-        box=box)
+            collect(network(xs, mask=ms, metrics=m))
 
+    def stacked(name: str) -> Optional[np.ndarray]:
+        return torch.cat(collected[name]).cpu().numpy() if collected[name] else None
 
-def _collect(out: dict, kind: str, outcome: list, classes: list) -> None:
-    if "outcome" in out:
-        outcome.append(_outcome_value(out["outcome"].float(), kind))
-    if "classification" in out:
-        classes.append(_class_probabilities(out["classification"].float()))
+    return Prediction(segmentation=segmentation, outcome_samples=stacked("outcome"),
+                      class_samples=stacked("classes"), box=box, survival_samples=stacked("survival"),
+                      features=features)
 
 
 def _augment(x: torch.Tensor, flip: bool, shift: int) -> torch.Tensor:

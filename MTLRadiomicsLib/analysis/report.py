@@ -35,6 +35,7 @@ EDITED_NOTE = "MTV edited by the user; scores re-computed"
 RESEARCH_USE = "Research use only"
 DEFAULT_INTENDED_USE = "Research use only. Not for clinical use."
 
+DOMAIN_OUTSIDE = "Outside the model's training domain"
 OUTCOME_LABELS = {"binary": "Response probability", "survival": "Risk (log relative hazard)"}
 UNCERTAINTY_NAMES = {"mc_dropout": "Monte-Carlo dropout", "mc-dropout": "Monte-Carlo dropout",
                      "tta": "test-time augmentation", "ensemble": "model ensemble"}
@@ -77,6 +78,8 @@ class ReportText:
     mtv_methods_short: list[tuple[str, str]] = field(default_factory=list)   # the same, short (the PDF)
     mtv_label: str = ""
     withheld: str = ""
+    pathology_note: str = ""
+    domain_note: str = ""
     scale_titles: dict[str, str] = field(default_factory=dict)
     model_line: str = ""
     held_out_line: str = ""
@@ -329,9 +332,13 @@ def report_text(result: AnalysisResult, pet: Optional[PetVolume] = None,
         outcome=(OUTCOME_LABELS.get(scores.outcome_kind, scores.outcome_kind.capitalize() or "Outcome"),
                  "withheld" if scores.withheld else _estimate(scores.outcome)),
         outcome_meaning=_meaning(scores.outcome_meaning, OUTCOME_LABELS.get(scores.outcome_kind, "")),
-        pathology=([] if scores.withheld else [(f"Pathology: {name}", _estimate(est))
-                                               for name, est in scores.pathology.items()])
+        pathology=([] if scores.withheld else
+                   ([("Survival risk (log HR)", _estimate(scores.survival))] if scores.survival is not None else [])
+                   + [(f"Pathology: {name}", _estimate(est)) for name, est in scores.pathology.items()])
         or [("Pathology", "withheld" if scores.withheld else "not predicted by this model")],
+        pathology_note=scores.pathology_note,
+        domain_note=(DOMAIN_OUTSIDE + ": " + "; ".join((result.domain or {}).get("reasons", []))
+                     if scores.domain == "outside" else ""),
         mtv_methods=mtv_method_rows(result),
         mtv_methods_short=mtv_method_rows(result, short=True),
         mtv_label=str((result.mtv or {}).get("label", "")),
@@ -478,7 +485,8 @@ def _facts_block(page: _Page, text: ReportText, top: float) -> float:
 
 
 def _score_rows(text: ReportText) -> int:
-    return 3 + bool(text.outcome_meaning) + len(text.pathology) + (2 if text.withheld else 0)
+    return (3 + bool(text.outcome_meaning) + len(text.pathology) + (2 if text.withheld else 0)
+            + (2 if text.pathology_note else 0) + (2 if text.domain_note else 0))
 
 
 def _tables_height(text: ReportText) -> float:
@@ -501,11 +509,19 @@ def _tables(page: _Page, text: ReportText, x: float, top: float, width: float) -
     left_bottom = y
     y = page.heading(right_x, top, right_w, "Scores")
     label_w = 1.75
+    if text.domain_note:
+        for line in _wrap(text.domain_note, right_w, 7.0, max_lines=2):
+            page.text(right_x, y, line, fontsize=7, color=BANNER_EDGE, fontweight="bold")
+            y += LINE
     y = _rows(page, right_x, y, right_w, label_w, [text.outcome], bold_values=True)
     if text.outcome_meaning:
         page.text(right_x, y, _fit(text.outcome_meaning, right_w, 7.0), fontsize=7, color=LABEL_GREY)
         y += LINE
     y = _rows(page, right_x, y, right_w, label_w, text.pathology)
+    if text.pathology_note:
+        for line in _wrap(f"Pathology {text.pathology_note}", right_w, 7.0, max_lines=2):
+            page.text(right_x, y, line, fontsize=7, color=LABEL_GREY)
+            y += LINE
     if text.withheld:
         for line in _wrap(f"Withheld: {text.withheld}", right_w, 7.0, max_lines=3):
             page.text(right_x, y, line, fontsize=7, color=BANNER_EDGE)

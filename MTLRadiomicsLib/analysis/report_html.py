@@ -86,8 +86,12 @@ def _scores(text: "ReportText") -> str:
         rows.append(f'<tr><td colspan="3" class="small">{escape(text.outcome_meaning)}</td></tr>')
     rows += [f'<tr><th>{escape(label)}</th><td class="value">{escape(v)}</td><td></td></tr>'
              for label, v in text.pathology]
+    if text.pathology_note:
+        rows.append(f'<tr><td colspan="3" class="small">Pathology {escape(text.pathology_note)}</td></tr>')
     if text.withheld:
         rows.append(f'<tr><td colspan="3" class="warning">Withheld: {escape(text.withheld)}</td></tr>')
+    if text.domain_note:
+        rows.insert(0, f'<tr><td colspan="3" class="warning"><strong>{escape(text.domain_note)}</strong></td></tr>')
     rows.append(f'<tr><td colspan="3" class="small">Uncertainty: {escape(text.uncertainty)}</td></tr>')
     return '<table class="scores">\n' + "\n".join(rows) + "\n</table>"
 

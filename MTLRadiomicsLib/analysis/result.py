@@ -33,6 +33,11 @@ class Scores:
     uncertainty: str
     mask_source: str = "predicted"            # or "edited" (rescore)
     withheld: str = ""                        # why there are no scores (an implausible MTV), or ""
+    survival: Optional[Estimate] = None       # log relative hazard of a survival head beside the outcome
+    survival_meaning: str = ""
+    pathology_note: str = ""                  # why no pathology is shown (outside the training domain)
+    domain: str = ""                          # "inside" / "outside" the model's training domain; "" unchecked
+    calibration: str = ""                     # how the probabilities were calibrated
 
     @property
     def valid(self) -> bool:
@@ -68,6 +73,7 @@ class AnalysisResult:
     metrics: dict[str, float]                # SUVmax, SUVpeak, SUVmean, MTV ml, TLG, voxels
     explanation: dict[str, Any]              # target, scales, files
     mtv: dict[str, Any] = field(default_factory=dict)        # scored method, every method, checks, liver
+    domain: dict[str, Any] = field(default_factory=dict)     # the lesion against the training domain
     outputs: dict[str, str] = field(default_factory=dict)     # name -> file name in the output folder
     timings_s: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
@@ -87,6 +93,7 @@ class AnalysisResult:
         d["location"] = Location(**d["location"])
         s = dict(d["scores"])
         s["outcome"] = Estimate(**s["outcome"]) if s.get("outcome") else None
+        s["survival"] = Estimate(**s["survival"]) if s.get("survival") else None
         s["pathology"] = {k: Estimate(**v) for k, v in s["pathology"].items()}
         d["scores"] = Scores(**s)
         return cls(**d)

@@ -44,10 +44,16 @@ def print_summary(result, out: str) -> None:
     if s.withheld:
         print(f"scores      withheld: {s.withheld}")
     else:
+        if s.domain == "outside":
+            print("scores      OUTSIDE THE MODEL'S TRAINING DOMAIN (see the notes): read them with care")
         if s.outcome is not None:
             print(f"{name:<11} {s.outcome.text()}  [{s.mask_source} MTV]")
+        if s.survival is not None:
+            print(f"survival risk (log relative hazard) {s.survival.text()}")
         for cls, est in s.pathology.items():
             print(f"p({cls}) {est.text()}")
+        if s.pathology_note:
+            print(f"pathology   {s.pathology_note}")
     method = (result.mtv or {}).get("label", "")
     print(f"MTV {m['mtv_ml']:.1f} ml{f' ({method})' if method else ''}, SUVmax {m['suv_max']:.2f}, "
           f"SUVpeak {m['suv_peak']:.2f}, SUVmean {m['suv_mean']:.2f}, TLG {m['tlg']:.1f} g")

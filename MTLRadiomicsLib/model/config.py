@@ -29,6 +29,10 @@ class ModelConfig:
     outcome_kind: "binary" (response probability, BCE) or "survival" (risk, Cox partial likelihood).
     tumour_features: feed the segmentation (or an external mask) to the outcome head's tumour CNN.
     global_features: feed channel-wise GAP of the scales in ``global_scales`` to the outcome head.
+    survival: a second outcome head for survival (log hazard, Cox partial likelihood) beside a binary
+        outcome (e.g. lung metastasis and overall survival of the same patients).
+    metric_features: the outcome heads also take the classical PET metrics of the MTV (log SUVmax,
+        SUVpeak, MTV, TLG; ``MTLRadiomicsLib.model.metric_features``), given to ``forward``.
     """
 
     name: str = "small"
@@ -46,6 +50,8 @@ class ModelConfig:
     outcome_kind: str = "binary"
     tumour_features: bool = True
     global_features: bool = True
+    survival: bool = False
+    metric_features: bool = False
     global_scales: tuple[str, ...] = ("enc3", "enc4", "enc5", "dec4", "dec3")
     tumour_channels: tuple[int, int] = (16, 32)
     class_hidden: tuple[int, int] = (128, 64)
@@ -74,9 +80,12 @@ class ModelConfig:
         if not any((self.reconstruction, self.segmentation, self.classification, self.outcome,
                     self.detection)):
             raise ValueError("at least one task must be switched on")
+        if self.survival and (not self.outcome or self.outcome_kind != "binary"):
+            raise ValueError("survival adds a Cox head beside a binary outcome: it needs outcome: true and "
+                             "outcome_kind: binary (outcome_kind: survival alone gives a Cox outcome)")
         if self.outcome:
-            if not (self.tumour_features or self.global_features):
-                raise ValueError("the outcome head needs tumour features, global features or both")
+            if not (self.tumour_features or self.global_features or self.metric_features):
+                raise ValueError("the outcome head needs tumour features, global features, PET metrics or some of them")
             unknown = [s for s in self.global_scales if s not in ALL_SCALES]
             if unknown:
                 raise ValueError(f"unknown scales {unknown}; choose from {ALL_SCALES}")
@@ -90,7 +99,7 @@ class ModelConfig:
     @property
     def tasks(self) -> list[str]:
         """Names of the switched-on tasks."""
-        names = ("reconstruction", "segmentation", "classification", "outcome", "detection")
+        names = ("reconstruction", "segmentation", "classification", "outcome", "survival", "detection")
         return [n for n in names if getattr(self, n)]
 
     def to_dict(self) -> dict[str, Any]:
@@ -161,8 +170,10 @@ class LossConfig:
         return 1.0 - (self.lam + 2.0 * self.alpha)
 
     def task_weights(self) -> dict[str, float]:
+        """Weights per task; a survival head beside the outcome weighs as the outcome (lambda)."""
         return {"reconstruction": self.alpha, "segmentation": self.beta,
-                "classification": self.omega, "outcome": self.lam, "detection": self.box_weight}
+                "classification": self.omega, "outcome": self.lam, "survival": self.lam,
+                "detection": self.box_weight}
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -49,27 +49,38 @@ class TumourFeatures(nn.Module):
 
 
 class OutcomeHead(nn.Module):
-    """Tumour features and/or channel-wise GAP of multi-scale maps, concatenated, then
-    FC hidden[0] -> hidden[1] -> 1. Output (B,): response logit or log hazard (risk)."""
+    """Tumour features, channel-wise GAP of multi-scale maps and/or ``extra`` features (the PET
+    metrics), concatenated, then FC hidden[0] -> hidden[1] -> 1. Output (B,): response logit or log
+    hazard (risk). ``features`` returns the concatenated input vector (B, n_in): what the head sees."""
 
     def __init__(self, tumour_channels: tuple[int, int] | None, global_channels: int,
-                 hidden: tuple[int, int], dropout: float):
+                 hidden: tuple[int, int], dropout: float, extra: int = 0):
         super().__init__()
         self.tumour = TumourFeatures(tumour_channels) if tumour_channels else None
-        n_in = (self.tumour.out_features if self.tumour else 0) + global_channels
+        self.extra = extra
+        n_in = (self.tumour.out_features if self.tumour else 0) + global_channels + extra
+        self.n_in = n_in
         self.mlp = nn.Sequential(
             nn.Linear(n_in, hidden[0]), nn.ReLU(inplace=True), nn.Dropout(dropout),
             nn.Linear(hidden[0], hidden[1]), nn.ReLU(inplace=True),
             nn.Linear(hidden[1], 1))
 
-    def forward(self, tumour: torch.Tensor | None, pet: torch.Tensor,
-                global_maps: list[torch.Tensor]) -> torch.Tensor:
+    def features(self, tumour: torch.Tensor | None, pet: torch.Tensor, global_maps: list[torch.Tensor],
+                 extra: torch.Tensor | None = None) -> torch.Tensor:
         parts = []
         if self.tumour is not None:
             assert tumour is not None
             parts.append(self.tumour(tumour, pet))
         parts += [m.mean(dim=(2, 3, 4)) for m in global_maps]
-        return self.mlp(torch.cat(parts, dim=1)).squeeze(1)
+        if self.extra:
+            if extra is None or extra.shape[-1] != self.extra:
+                raise ValueError(f"this outcome head needs {self.extra} PET metric features (metrics=...)")
+            parts.append(extra.to(pet.dtype))
+        return torch.cat(parts, dim=1)
+
+    def forward(self, tumour: torch.Tensor | None, pet: torch.Tensor,
+                global_maps: list[torch.Tensor], extra: torch.Tensor | None = None) -> torch.Tensor:
+        return self.mlp(self.features(tumour, pet, global_maps, extra)).squeeze(1)
 
 
 class DetectionHead(nn.Module):

@@ -45,7 +45,8 @@ def cox_loss(log_hazard: torch.Tensor, event: torch.Tensor, time: torch.Tensor, 
 
 
 class MultiTaskLoss(nn.Module):
-    """alpha L_recon + beta L_seg + omega L_class + lambda L_outcome (+ box weight x L_box).
+    """alpha L_recon + beta L_seg + omega L_class + lambda L_outcome (+ lambda L_survival for a
+    survival head beside a binary outcome) (+ box weight x L_box).
 
     With ``weighting="uncertainty"`` the weights are learned: sum_t exp(-s_t) L_t + s_t, one
     log-variance s_t per task (these parameters must be given to the optimiser).
@@ -84,6 +85,8 @@ class MultiTaskLoss(nn.Module):
                 losses["classification"] = F.cross_entropy(logits, target.long())
         if "outcome" in out:
             losses["outcome"] = self._outcome(out["outcome"], batch)
+        if "survival" in out:
+            losses["survival"] = self._cox(out["survival"], batch)
         if "detection" in out:
             keep = _flags(batch, "has_box", out["detection"])
             losses["detection"] = (F.smooth_l1_loss(out["detection"][keep], batch["box"][keep].float(), beta=0.05)
@@ -96,6 +99,9 @@ class MultiTaskLoss(nn.Module):
             if not keep.any():
                 return _zero(prediction)
             return F.binary_cross_entropy_with_logits(prediction[keep], batch["response"][keep].float())
+        return self._cox(prediction, batch)
+
+    def _cox(self, prediction: torch.Tensor, batch: dict) -> torch.Tensor:
         keep = _flags(batch, "has_survival", prediction)
         if keep.sum() < 2:
             return _zero(prediction)

@@ -41,6 +41,8 @@ class ModelCard:
     training_data: dict[str, Any] = field(default_factory=dict)
     held_out_metrics: dict[str, Any] = field(default_factory=dict)
     intended_use: str = "Research use only. Not for clinical use."
+    calibration: dict[str, Any] = field(default_factory=dict)   # temperatures fitted on held-out predictions
+    domain: dict[str, Any] = field(default_factory=dict)        # what the model was trained on (see analysis.domain)
     weights_file: str = "model.safetensors"
     weights_sha256: str = ""
     engine_version: str = ""

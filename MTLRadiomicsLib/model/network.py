@@ -17,6 +17,7 @@ from MTLRadiomicsLib.model.config import DECODER_SCALES, ENCODER_SCALES, ModelCo
 from MTLRadiomicsLib.model.decoder import UNetDecoder
 from MTLRadiomicsLib.model.encoders import build_encoder
 from MTLRadiomicsLib.model.heads import ClassificationHead, DetectionHead, OutcomeHead
+from MTLRadiomicsLib.model.metric_features import N_METRIC_FEATURES
 
 DIVISOR = 16   # input sizes must be multiples of 2^4 (four 2x down-samplings)
 
@@ -29,6 +30,8 @@ class MultiTaskNet(nn.Module):
       segmentation   (B, 1, D, H, W)  logits
       classification (B, 1) or (B, n_classes)  logits
       outcome        (B,)  response logit or log hazard
+      survival       (B,)  log hazard of the survival head beside a binary outcome (config.survival)
+      outcome_features (B, n)  what the outcome head sees (tumour, multi-scale, metric features)
       detection      (B, 6)  box centre and size as fractions of the crop
       features       {scale: map} for every scale (enc1..enc5, dec4..dec1 when segmenting), the maps
                      Grad-CAM differentiates against.
@@ -46,15 +49,21 @@ class MultiTaskNet(nn.Module):
                                if config.classification else None)
         self.detection = DetectionHead(f[4]) if config.detection else None
         self.outcome = None
+        self.survival = None
         if config.outcome:
             channels = dict(zip(ENCODER_SCALES, f)) | dict(zip(DECODER_SCALES, (f[3], f[2], f[1], f[0])))
             global_channels = sum(channels[s] for s in config.global_scales) if config.global_features else 0
             tumour = config.tumour_channels if config.tumour_features else None
-            self.outcome = OutcomeHead(tumour, global_channels, config.outcome_hidden, config.dropout)
+            extra = N_METRIC_FEATURES if config.metric_features else 0
+            self.outcome = OutcomeHead(tumour, global_channels, config.outcome_hidden, config.dropout, extra)
+            if config.survival:
+                self.survival = OutcomeHead(tumour, global_channels, config.outcome_hidden, config.dropout, extra)
 
-    def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> dict:
+    def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None,
+                metrics: Optional[torch.Tensor] = None) -> dict:
         """``mask`` (B, 1, D, H, W), values in [0, 1]: used by the outcome head in place of the
-        predicted segmentation (e.g. a physician's edited MTV)."""
+        predicted segmentation (e.g. a physician's edited MTV). ``metrics`` (B, 4): the PET metric
+        features of the MTV (``metric_vector``), needed when ``config.metric_features``."""
         check_input(x, self.config.in_channels)
         if x.device.type == "cpu":
             # Channels-last 3-D input takes PyTorch's oneDNN convolutions on the CPU: about three times
@@ -82,7 +91,11 @@ class MultiTaskNet(nn.Module):
                 else:
                     raise ValueError("tumour features need the segmentation task or an external mask")
             scales = [features[s] for s in self.config.global_scales] if self.config.global_features else []
-            out["outcome"] = self.outcome(tumour, x[:, :1], scales)
+            head_input = self.outcome.features(tumour, x[:, :1], scales, metrics)
+            out["outcome_features"] = head_input
+            out["outcome"] = self.outcome.mlp(head_input).squeeze(1)
+            if self.survival is not None:
+                out["survival"] = self.survival(tumour, x[:, :1], scales, metrics)
         out["features"] = features
         return out
 
