@@ -21,14 +21,19 @@ def dice_per_case(probability: torch.Tensor, target: torch.Tensor, threshold: fl
 
 
 def binary_auc(score: np.ndarray, label: np.ndarray) -> float:
-    """ROC AUC; NaN when one class is absent."""
+    """ROC AUC of any real-valued score (probabilities, logits, SUVs, volumes); NaN when one class
+    is absent. The scores enter as their ranks scaled to [0, 1] (the AUC depends on the order only):
+    torchmetrics would take values outside [0, 1] for logits and squash them, and in float32 every
+    SUV above about 17 would then tie at 1."""
+    from scipy.stats import rankdata
     from torchmetrics.functional.classification import binary_auroc
 
     label = np.asarray(label).astype(int)
     if label.min(initial=1) == label.max(initial=0):
         return math.nan
-    return float(binary_auroc(torch.as_tensor(np.asarray(score, dtype=np.float32)),
-                              torch.as_tensor(label)))
+    ranks = rankdata(np.asarray(score, dtype=float))
+    scaled = (ranks - 1.0) / max(len(ranks) - 1.0, 1.0)
+    return float(binary_auroc(torch.as_tensor(scaled, dtype=torch.float64), torch.as_tensor(label)))
 
 
 def multiclass_auc(probabilities: np.ndarray, label: np.ndarray) -> float:
