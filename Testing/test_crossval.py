@@ -109,3 +109,46 @@ def test_crossval_on_real_crops_with_a_tiny_model(sts_crops_dir, tmp_path):
     assert again["pooled"] == result["pooled"]
     assert sum(line.endswith(": training") for line in logs) == 3       # each fold trained once
     assert sum(line.startswith("final model") for line in logs) == 1
+
+
+def test_multitask_crossval_scores_every_task_out_of_fold_from_the_folds_own_models(sts_crops_dir, tmp_path):
+    """Fold k of the multi-task run starts from fold k of a segmentation run (no leakage); the
+    pooled out-of-fold AUC, C-index and type accuracy equal a computation from the per-case rows."""
+    from training.crossval import summarise_scores
+    from training.metrics import binary_auc, concordance
+
+    full = write_sts_manifest(tmp_path / "all.csv", sts_crops_dir)
+    rows, columns = read_rows(full)
+    # Four sarcoma types, two lung metastases, two deaths.
+    chosen = ["STS_002", "STS_006", "STS_008", "STS_012", "STS_024", "STS_032"]
+    small = [r for r in rows if r["case_id"] in chosen]
+    for i, row in enumerate(small):
+        row["fold"] = str(i % 3)
+    manifest = tmp_path / "six.csv"
+    with open(manifest, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(small)
+    from MTLRadiomicsLib.model import ModelCard, MultiTaskNet, Preprocessing, named_config, save_model
+
+    for k in range(3):           # stand-ins for the folds of a segmentation cross-validation
+        save_model(MultiTaskNet(named_config("tiny", norm="batch", classification=False, outcome=False)),
+                   ModelCard(name=f"seg-{k}", architecture={}, preprocessing=Preprocessing((8.0,) * 3, (16,) * 3)),
+                   tmp_path / "seg" / f"fold_{k}" / "run" / "best")
+    logs: list[str] = []
+    result = run_crossval(Path(__file__).parent / "data" / "tiny_multitask.yaml", manifest, tmp_path / "mtl",
+                          device_name="cpu", progress=False, log=logs.append, init_from=tmp_path / "seg")
+    starts = [line for line in logs if line.startswith("initialised")]
+    assert len(starts) == 3 and all(f"seg/fold_{k}/run/best" in line for k, line in enumerate(starts))
+    scored = list(csv.DictReader(open(tmp_path / "mtl" / "oof_scores.csv")))
+    assert sorted(r["case_id"] for r in scored) == sorted(chosen)
+    logit = np.array([float(r["outcome_logit"]) for r in scored])
+    label = np.array([int(r["response"]) for r in scored])
+    assert result["outcomes"]["outcome_auc"] == pytest.approx(binary_auc(logit, label))
+    risk = np.array([float(r["survival_risk"]) for r in scored])
+    assert result["outcomes"]["c_index"] == pytest.approx(
+        concordance(risk, np.array([int(r["event"]) for r in scored]), np.array([float(r["time"]) for r in scored])))
+    assert 0 <= result["outcomes"]["class_accuracy"] <= 1
+    assert result["calibration"]["outcome_temperature"] > 0 and result["calibration"]["n"] == 6
+    assert summarise_scores([], bootstrap=False) == {"n": 0}
+    assert "survival C-index" in (tmp_path / "mtl" / "crossval.md").read_text()

@@ -84,11 +84,13 @@ def summarise_dice(rows: list[dict]) -> dict:
 
 def run_crossval(config_path: str | Path, manifest: str | Path, out: str | Path, overrides: Optional[dict] = None,
                  device_name: str = "auto", final: bool = False, progress: bool = True,
-                 log: Callable[[str], None] = print) -> dict:
+                 log: Callable[[str], None] = print, init_from: Optional[str | Path] = None) -> dict:
     """Train and test every fold, pool the held-out results, write the files (module doc); returns
-    the content of crossval.json."""
+    the content of crossval.json. ``init_from``: an earlier cross-validation folder whose fold k
+    model starts fold k (and whose final model starts the final one): fine-tuning without leakage."""
     from MTLRadiomicsLib.model.model_file import load_model
     from training.heldout_mtv import evaluate_network_mtv
+    from training.heldout_scores import score_cases
     from training.manifest import read_manifest
     from training.run_config import RunConfig
     from training.trainer import pick_device, train
@@ -103,48 +105,137 @@ def run_crossval(config_path: str | Path, manifest: str | Path, out: str | Path,
     device = pick_device(device_name)
     started = time.perf_counter()
     per_fold, pooled = {}, []
+    scored: list[dict] = []
     for k in folds:
         fold_dir = out / FOLD_DIR.format(k=k)
         fold_csv = fold_manifest(rows, columns, folds, k, manifest.parent, fold_dir / "manifest.csv")
         if not (fold_dir / "run" / "metrics.json").exists():
             log(f"fold {k}: training")
             resume = (fold_dir / "run" / "checkpoint_last.pt").exists()
-            train(config, fold_csv, fold_dir / "run", resume=resume, device_name=device_name, progress=progress,
-                  log=log)
+            fold_config = _with_init(config, init_from, FOLD_DIR.format(k=k) + "/run/best")
+            train(fold_config, fold_csv, fold_dir / "run", resume=resume, device_name=device_name,
+                  progress=progress, log=log)
         history = json.loads((fold_dir / "run" / "history.json").read_text())
         best_epoch = max((r["epoch"] for r in history if r.get("improved")), default=len(history))
         records, _ = read_manifest(fold_csv)
         test = [r for r in records if r.is_test]
         cases_path = fold_dir / "heldout.json"
+        model = None
         if cases_path.exists():
             cases = json.loads(cases_path.read_text())
         else:
-            log(f"fold {k}: whole-lesion MTV on {len(test)} held-out cases")
             model = load_model(fold_dir / "run" / "best", device=device)
-            cases = evaluate_network_mtv(model, test, device, log=log)
+            cases = []
+            if model.network.segmentation is not None:
+                log(f"fold {k}: whole-lesion MTV on {len(test)} held-out cases")
+                cases = evaluate_network_mtv(model, test, device, log=log)
             cases_path.write_text(json.dumps(cases, indent=1))
-        for case in cases:
+        scores_path = fold_dir / "scores.json"
+        if scores_path.exists():
+            fold_scores = json.loads(scores_path.read_text())
+        else:
+            model = model or load_model(fold_dir / "run" / "best", device=device)
+            fold_scores = []
+            if model.network.outcome is not None or model.network.classification is not None:
+                log(f"fold {k}: scores of {len(test)} held-out cases")
+                fold_scores = score_cases(model, test, device, log=log)
+            scores_path.write_text(json.dumps(fold_scores, indent=1))
+        for case in cases + fold_scores:
             case["fold"] = k
         per_fold[k] = summarise_dice(cases) | {"best_epoch": best_epoch, "epochs_run": len(history)}
+        if fold_scores:
+            per_fold[k] |= {"outcomes": summarise_scores(fold_scores, bootstrap=False)}
         pooled += cases
+        scored += fold_scores
     result = {"manifest": str(manifest), "config": str(config_path), "overrides": overrides or {},
               "folds": {str(k): v for k, v in per_fold.items()}, "pooled": summarise_dice(pooled),
               "median_best_epoch": int(statistics.median(v["best_epoch"] for v in per_fold.values())),
               "seconds": round(time.perf_counter() - started, 1)}
+    if scored:
+        result["outcomes"] = summarise_scores(scored)
+        result["calibration"] = fit_calibration(scored)
     if final:
         final_dir = out / "final"
         if not (final_dir / "metrics.json").exists() and not (final_dir / "best" / "model.json").exists():
             epochs = result["median_best_epoch"]
             log(f"final model: all {len(pooled)} cases, {epochs} epochs (the folds' median best epoch)")
             all_csv = final_manifest(rows, columns, manifest.parent, out / "final_manifest.csv")
-            final_config = RunConfig.from_dict(config.to_dict())
+            final_config = _with_init(config, init_from, "final/best")
             final_config.training.epochs = epochs
             final_config.training.patience = epochs + 1
             train(final_config, all_csv, final_dir, resume=(final_dir / "checkpoint_last.pt").exists(),
                   device_name=device_name, progress=progress, log=log)
         result["final_model"] = str(final_dir / "best")
-    write_outputs(out, result, pooled)
+    write_outputs(out, result, pooled, scored)
     return result
+
+
+def _with_init(config, init_from: Optional[str | Path], relative: str):
+    """A copy of ``config`` starting from ``init_from/relative`` (when given)."""
+    from training.run_config import RunConfig
+
+    copy = RunConfig.from_dict(config.to_dict())
+    if init_from:
+        source = Path(init_from) / relative
+        if not (source / "model.json").exists():
+            raise FileNotFoundError(f"{source} holds no model to start from (train {init_from} first)")
+        copy.training.init_weights = str(source)
+    return copy
+
+
+def summarise_scores(rows: list[dict], bootstrap: bool = True) -> dict:
+    """Out-of-fold outcome figures: lung-metastasis (binary outcome) AUC, survival C-index, type
+    accuracy and macro AUC, each with a bootstrap 95 % interval over the cases when ``bootstrap``."""
+    from training.heldout_scores import class_probabilities
+    from training.metrics import accuracy, binary_auc, bootstrap_interval, concordance, multiclass_auc
+
+    out: dict = {"n": len(rows)}
+
+    def add(name: str, fn, n: int) -> None:
+        value = fn(np.arange(n))
+        out[name] = value
+        if bootstrap and not math.isnan(value):
+            out[f"{name}_ci95"] = list(bootstrap_interval(fn, n))
+
+    binary = [r for r in rows if "outcome_logit" in r and r.get("response") is not None]
+    if binary:
+        score = np.array([r["outcome_logit"] for r in binary])
+        label = np.array([int(r["response"]) for r in binary])
+        add("outcome_auc", lambda i: binary_auc(score[i], label[i]), len(binary))
+    survival = [r for r in rows if "survival_risk" in r and r.get("time") is not None and r.get("event") is not None]
+    if survival:
+        risk = np.array([r["survival_risk"] for r in survival])
+        time_ = np.array([float(r["time"]) for r in survival])
+        event = np.array([int(r["event"]) for r in survival])
+        add("c_index", lambda i: concordance(risk[i], event[i], time_[i]), len(survival))
+    typed = [r for r in rows if "class_logits" in r and r.get("pathology") is not None]
+    if typed:
+        prob = class_probabilities(np.array([r["class_logits"] for r in typed]))
+        label = np.array([int(r["pathology"]) for r in typed])
+        add("class_accuracy", lambda i: accuracy(prob[i].argmax(axis=1), label[i]), len(typed))
+        if prob.shape[1] > 2:
+            add("class_auc", lambda i: multiclass_auc(prob[i], label[i]), len(typed))
+        else:
+            add("class_auc", lambda i: binary_auc(prob[i, 1], label[i]), len(typed))
+    return out
+
+
+def fit_calibration(rows: list[dict]) -> dict:
+    """Temperatures for the outcome and the classes, fitted on the pooled out-of-fold logits."""
+    from training.calibration import calibration_entry, fit_temperature
+
+    binary = [r for r in rows if "outcome_logit" in r and r.get("response") is not None]
+    typed = [r for r in rows if "class_logits" in r and r.get("pathology") is not None]
+    t_outcome = (fit_temperature(np.array([r["outcome_logit"] for r in binary]),
+                                 np.array([int(r["response"]) for r in binary])) if binary else None)
+    t_class = None
+    if typed:
+        logits = np.array([r["class_logits"] for r in typed])
+        if logits.shape[1] == 1:
+            logits = logits[:, 0]
+        t_class = fit_temperature(logits, np.array([int(r["pathology"]) for r in typed]))
+    return calibration_entry(t_outcome, t_class, "pooled out-of-fold predictions of the cross-validation",
+                             max(len(binary), len(typed)))
 
 
 def final_manifest(rows: list[dict], columns: list[str], root: Path, out: Path) -> Path:
@@ -164,13 +255,19 @@ def final_manifest(rows: list[dict], columns: list[str], root: Path, out: Path) 
     return out
 
 
-def write_outputs(out: Path, result: dict, pooled: list[dict]) -> None:
+def write_outputs(out: Path, result: dict, pooled: list[dict], scored: Optional[list[dict]] = None) -> None:
     (out / "crossval.json").write_text(json.dumps(result, indent=2))
     if pooled:
         with open(out / "oof.csv", "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=list(pooled[0]), lineterminator="\n")
             writer.writeheader()
             writer.writerows(pooled)
+    if scored:
+        columns = [c for c in scored[0] if c != "features"]
+        with open(out / "oof_scores.csv", "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(scored)
     (out / "crossval.md").write_text(markdown_table(result))
     if pooled:
         figures(out, result, pooled)
@@ -189,6 +286,14 @@ def markdown_table(result: dict) -> str:
 
     lines += [row(k, m) for k, m in result["folds"].items()]
     lines.append(row("pooled", result["pooled"]))
+    outcomes = result.get("outcomes")
+    if outcomes:
+        lines += ["", "| out-of-fold | value | 95 % CI |", "|---|---|---|"]
+        for key, label in (("outcome_auc", "outcome AUC"), ("c_index", "survival C-index"),
+                           ("class_accuracy", "type accuracy"), ("class_auc", "type AUC")):
+            if key in outcomes:
+                lo, hi = outcomes.get(f"{key}_ci95", [math.nan, math.nan])
+                lines.append(f"| {label} | {outcomes[key]:.3f} | [{lo:.3f}, {hi:.3f}] |")
     return "\n".join(lines) + "\n"
 
 
@@ -242,6 +347,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--epochs", type=int, help="maximum epochs per fold (overrides training.epochs)")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override a configuration value (repeatable)")
+    parser.add_argument("--init-from", metavar="CV", help="an earlier cross-validation folder: its fold k model "
+                        "starts fold k, its final model the final one (fine-tuning without leakage)")
     parser.add_argument("--final", action="store_true",
                         help="then train the final model on all cases for the folds' median best epoch")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -252,11 +359,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if overrides.get("training", {}).get("threads"):
             torch.set_num_threads(int(overrides["training"]["threads"]))
         result = run_crossval(args.config, args.manifest, args.out, overrides, args.device, args.final,
-                              not args.no_progress)
+                              not args.no_progress, init_from=args.init_from)
     except (ValueError, FileNotFoundError, FileExistsError) as error:
         print(f"crossval: error: {error}", file=sys.stderr)
         return 2
     pooled = result["pooled"]
+    for key, value in (result.get("outcomes") or {}).items():
+        if key in ("outcome_auc", "c_index", "class_accuracy", "class_auc"):
+            print(f"out-of-fold {key} {value:.3f}")
     if pooled.get("n"):
         lo, hi = pooled["dice_ci95"]
         print(f"pooled out-of-fold Dice {pooled['dice_mean']:.3f} [{lo:.3f}, {hi:.3f}], median "

@@ -48,14 +48,18 @@ def multiclass_auc(probabilities: np.ndarray, label: np.ndarray) -> float:
 
 
 def concordance(risk: np.ndarray, event: np.ndarray, time: np.ndarray) -> float:
-    """Harrell's C-index (torchsurv): higher risk should mean shorter time. NaN without events."""
+    """Harrell's C-index (torchsurv): higher risk should mean shorter time. NaN without events or
+    without a comparable pair."""
     from torchsurv.metrics.cindex import ConcordanceIndex
 
     event = np.asarray(event).astype(bool)
     if not event.any() or len(event) < 2:
         return math.nan
-    return float(ConcordanceIndex()(torch.as_tensor(np.asarray(risk, dtype=np.float32)),
-                                    torch.as_tensor(event), torch.as_tensor(np.asarray(time, dtype=np.float32))))
+    try:
+        return float(ConcordanceIndex()(torch.as_tensor(np.asarray(risk, dtype=np.float32)),
+                                        torch.as_tensor(event), torch.as_tensor(np.asarray(time, dtype=np.float32))))
+    except ValueError:              # no comparable pair (e.g. the only event is the longest time)
+        return math.nan
 
 
 def accuracy(prediction: np.ndarray, label: np.ndarray) -> float:
