@@ -203,12 +203,12 @@ class _BothTransforms:
 
 def build_dataset(records: list[CaseRecord], preprocessing: Preprocessing, in_channels: int,
                   augment: bool, cache_rate: float = 1.0, num_workers: int = 0,
-                  sampling: str = "lesion"):
+                  sampling: str = "lesion", patches_per_case: int = PATCHES_PER_CASE):
     """A CacheDataset: loading and cropping cached; shifts, flips, intensity scaling and noise
     drawn anew each time when ``augment``.
 
     ``sampling`` "lesion": one crop around the lesion (its mask's centre) per case; "patches": the
-    whole case is loaded and each item is a list of ``PATCHES_PER_CASE`` windows, two centred on
+    whole case is loaded and each item is a list of ``patches_per_case`` windows, two centred on
     tumour voxels for one beside them (segmentation of lesions larger than the field of view).
     Without ``augment``, "patches" gives the whole case (padded to the crop size at least) for
     sliding-window validation. "mixed" (training only): both, as a ``MixedDataset`` whose patches
@@ -220,7 +220,8 @@ def build_dataset(records: list[CaseRecord], preprocessing: Preprocessing, in_ch
     if sampling == "mixed":
         if not augment:
             raise ValueError("mixed sampling is for training; validate with 'patches' and 'lesion'")
-        patches = build_dataset(records, preprocessing, in_channels, True, cache_rate, num_workers, "patches")
+        patches = build_dataset(records, preprocessing, in_channels, True, cache_rate, num_workers, "patches",
+                                patches_per_case)
         patches.transform = Compose([*patches.transform.transforms[:-1], SegmentationOnly(),
                                      patches.transform.transforms[-1]])
         lesion = build_dataset(records, preprocessing, in_channels, True, cache_rate, num_workers, "lesion")
@@ -231,7 +232,7 @@ def build_dataset(records: list[CaseRecord], preprocessing: Preprocessing, in_ch
         if augment:
             steps += [
                 RandCropByPosNegLabeld(keys, label_key="mask", spatial_size=crop, pos=2, neg=1,
-                                       num_samples=PATCHES_PER_CASE),
+                                       num_samples=patches_per_case),
                 RandAffined(keys, prob=0.3, rotate_range=(0.2, 0.2, 0.2), scale_range=(0.1, 0.1, 0.1),
                             mode=("bilinear", "nearest"), padding_mode="zeros"),
                 RandFlipd(keys, prob=0.5, spatial_axis=2),

@@ -32,6 +32,7 @@ class TrainingConfig:
     monitor: str = "loss"         # early stopping on: "loss", "loss_outcome" (lower); "dice", "outcome_auc",
                                   # "c_index" (higher)
     init_weights: str = ""        # a model folder whose matching tensors start the network (fine-tuning)
+    patches_per_case: int = 4     # "patches"/"mixed": windows drawn from each case per epoch
 
 
 @dataclass

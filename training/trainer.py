@@ -110,7 +110,7 @@ def _train(config: RunConfig, manifest: Path, out: Path, resume: bool, device: t
         raise ValueError(f"training.monitor must be one of {sorted(MONITORS)}, not {tc.monitor!r}")
     patches = tc.sampling in ("patches", "mixed")
     train_set = build_dataset(train_records, pre, channels, augment=True, cache_rate=tc.cache_rate,
-                              sampling=tc.sampling)
+                              sampling=tc.sampling, patches_per_case=tc.patches_per_case)
     sampler = DistributedSampler(train_set, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True,
                                  seed=tc.seed, drop_last=False)
     loader_class = MonaiDataLoader if patches else DataLoader      # MONAI's collate flattens the patch lists

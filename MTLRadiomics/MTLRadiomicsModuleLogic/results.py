@@ -375,17 +375,29 @@ def outcome_label(kind: str) -> str:
 
 
 def fill_scores_table(table_node, scores: dict) -> None:
-    """Rows: the outcome score, then one probability per pathology class; mean, SD, samples.
-    Withheld scores (an implausible MTV) give one row that says so, with NaN values."""
+    """Rows: the outcome score, a survival risk, then one probability per pathology class; mean, SD,
+    samples. Withheld scores (an implausible MTV) give one row that says so, with NaN values; scores
+    outside the model's training domain are marked in every row's name and a first row says so."""
     withheld = scores.get("withheld", "")
-    if withheld or not scores.get("outcome") and not scores.get("pathology"):
+    nothing = {"mean": float("nan"), "sd": float("nan"), "samples": 0}
+    if withheld or not scores.get("outcome") and not scores.get("pathology") and not scores.get("survival"):
         withheld = withheld or "the model gives no scores"
-        rows = [(f"Scores withheld: {withheld}", {"mean": float("nan"), "sd": float("nan"), "samples": 0})]
+        rows = [(f"Scores withheld: {withheld}", nothing)]
         values = ["withheld"]
     else:
-        rows = [(outcome_label(scores.get("outcome_kind", "binary")), scores["outcome"])] if scores.get("outcome") else []
-        rows += [(f"P({name})", estimate) for name, estimate in scores.get("pathology", {}).items()]
+        outside = scores.get("domain") == "outside"
+        mark = " [outside training domain]" if outside else ""
+        rows = [(outcome_label(scores.get("outcome_kind", "binary")) + mark, scores["outcome"])] if scores.get("outcome") else []
+        if scores.get("survival"):
+            rows.append(("Survival risk (log relative hazard)" + mark, scores["survival"]))
+        rows += [(f"P({name})" + mark, estimate) for name, estimate in scores.get("pathology", {}).items()]
         values = [f"{e['mean']:.3f} ± {e['sd']:.3f}" for _, e in rows]
+        if scores.get("pathology_note"):
+            rows.append((f"Pathology {scores['pathology_note']}", nothing))
+            values.append("not shown")
+        if outside:
+            rows.insert(0, ("OUTSIDE THE MODEL'S TRAINING DOMAIN: read these scores with care", nothing))
+            values.insert(0, "outside")
     source = scores.get("mask_source", "predicted")
     _replace_columns(table_node, [
         _string_column("Score", [name for name, _ in rows]),
@@ -396,6 +408,7 @@ def fill_scores_table(table_node, scores: dict) -> None:
         _string_column("MTV", [source] * len(rows)),
     ])
     table_node.SetAttribute(ATTR_SCORES_WITHHELD, withheld)
+    table_node.SetAttribute("MTLRadiomics.Domain", str(scores.get("domain", "")))
     table_node.SetColumnDescription("Value", "mean ± standard deviation over the uncertainty samples")
     table_node.SetColumnDescription("MTV", "scored with the predicted or the physician-edited MTV")
     table_node.SetAttribute("MTLRadiomics.MaskSource", source)
