@@ -19,6 +19,8 @@ from MTLRadiomicsLib.localisation.geometry import (box_center_and_size, lps_to_r
 from MTLRadiomicsLib.localisation.physiology import ORGANS
 from MTLRadiomicsLib.localisation.results import CandidateSearch, ExcludedRegion, LesionCandidate
 from MTLRadiomicsLib.localisation.search import find_candidates
+from MTLRadiomicsLib.localisation.body_region import BODY_REGIONS, BodyRegion, body_region
 
 __all__ = ["find_candidates", "CandidateSearch", "LesionCandidate", "ExcludedRegion", "ORGANS",
-           "ras_to_lps", "lps_to_ras", "point_in_volume", "box_center_and_size"]
+           "ras_to_lps", "lps_to_ras", "point_in_volume", "box_center_and_size",
+           "body_region", "BodyRegion", "BODY_REGIONS"]

@@ -1,22 +1,27 @@
 """The body region of a point in a PET: head and neck, thorax, abdomen and pelvis, or a limb.
 
-Each axial slice of the body outline (``body.find_body``, PET re-oriented to LPS so that slices
-run towards Superior whatever the image direction) is cut into parts: its connected pieces, split
-again where the body's thickness along y falls into a deep valley between two humps (thighs
-pressed together, an arm against the trunk). A slice whose largest part, seen whole, is at least
-HEAD_WIDTH_MM wide is trunk; the longest run of such slices is the trunk. Above it lie the head
-and neck (with raised arms beside them), below it the legs (with the hands beside them when the
-arms hang down). In the trunk a narrow part beside the main one is an arm, and the diaphragm,
-between thorax and abdomen, is the top of the liver: the highest slice below which liver-like
-uptake fills much of the trunk's right half over LIVER_RUN_MM. Without a liver, it is the bottom
-of the lung fields, the trunk's cold interior. Without a trunk (a crop), two parts of similar
-size side by side are the legs, and a narrow part under the brain's uptake at the cranial end is
-the head; anything else is "unknown", and a slice whose body touches both x edges of the field of
-view is said to be cut by it. Lengths are mm, uptake SUV.
+The PET is re-oriented to LPS (``geometry.OrientedPet``), so that slices run towards Superior
+whatever the image direction. Each axial slice of the body outline (``body.find_body``) is cut
+into parts: its connected pieces, split again where the body's thickness along y falls into a
+deep valley between two humps (thighs pressed together, an arm against the trunk). A slice whose
+largest part is at least HEAD_WIDTH_MM wide is trunk; the longest run of such slices is the
+trunk. Above it lie the head and neck (raised arms beside them), below it the legs (the hands
+beside them when the arms hang down). In the trunk, a narrow part beside the main one, or the main
+part beyond the trunk's usual half-width, is an arm. The diaphragm is the top of the liver (the
+highest slice below which liver-like uptake fills much of the trunk's right half), else the
+bottom of the lung fields (the trunk's cold interior); near its level, where the dome makes one
+height wrong, the heart's uptake (``organ_rules.heart``) or the lung or liver around the point
+decide. Thighs that join the trunk's outline (legs pressed together, genitals between them) are
+told by lying off the midline well below the bladder (``organ_rules.bladder``). Without a trunk
+(a crop), two parts of similar size side by side are the legs and a narrow part under the brain's
+uptake at the body's cranial end (``organ_rules.brain``) is the head; anything else is
+"unknown", with the reason (the field of view cuts the body, or nothing tells). Lengths are mm,
+uptake SUV.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
@@ -26,7 +31,7 @@ from scipy import ndimage
 from MTLRadiomicsLib.localisation import organ_rules as rules
 from MTLRadiomicsLib.localisation.body import Body, find_body, smooth
 from MTLRadiomicsLib.localisation.geometry import OrientedPet, _point
-from MTLRadiomicsLib.localisation.organ_rules import HEAD_WIDTH_MM, Placed
+from MTLRadiomicsLib.localisation.organ_rules import HEAD_WIDTH_MM, Landmarks, Placed
 from MTLRadiomicsLib.localisation.regions import find_regions
 from MTLRadiomicsLib.localisation.search import uptake_threshold
 from MTLRadiomicsLib.pet_input.pet_volume import PetVolume
@@ -36,9 +41,9 @@ BODY_REGIONS = ("head_neck", "thorax", "abdomen_pelvis", "upper_limb", "lower_li
 MIN_PART_CM2 = 8.0            # smaller pieces of a slice's body are not a body part
 VALLEY_RATIO = 0.55           # a part splits where its thickness falls below this x the lower hump
 MIN_HUMP_MM = 35.0            # ... each side of the valley at least this wide
-NEAR_MM = 15.0                # a point this close outside the body outline goes with the nearest part
+NEAR_MM = 15.0                # a point this close outside the outline goes with the nearest part
 LEG_AREA_RATIO = 0.35         # the smaller of two legs has at least this share of the larger's area
-LEG_MIN_CM2 = 60.0            # a leg's cross-section, without a trunk in view to tell (a hand is less)
+LEG_MIN_CM2 = 60.0            # a leg's cross-section when no trunk is in view (a hand's is less)
 ARM_AREA_RATIO = 0.6          # a part beside the trunk smaller than this x the trunk is an arm
 SHOULDER_MARGIN_MM = 25.0     # trunk voxels this far beyond the trunk's usual half-width: an arm
 INTERIOR_MM = 20.0            # the trunk's interior: this deep inside the body outline
@@ -48,7 +53,14 @@ LIVER_FRACTION = 0.3          # ... in at least this share of the right half of 
 LIVER_RUN_MM = 30.0           # ... over this height, below the top of the liver
 LUNG_LEVEL = 0.8              # lung-like: below this x the trunk interior's median SUV
 LUNG_FRACTION = 0.35          # ... in at least this share of the interior
-PELVIS_HEIGHT_MM = 200.0      # without a diaphragm, trunk this close above the legs is pelvis
+BAND_MM = (60.0, 20.0)        # below / above the diaphragm's level, the point's surroundings decide
+RING_MM = (10.0, 40.0)        # ... those this far from it in its slice
+HEART_DEPTH_MM = 25.0         # the heart lies at least this deep inside the body outline
+RING_FRACTION = 0.35          # ... lung or liver in at least this share of the ring
+PELVIS_HEIGHT_MM = 150.0      # no diaphragm: trunk up to this far above the bladder floor is pelvis
+LOW_TRUNK_MM = 200.0          # the bladder is looked for in this much of the trunk's lower end
+PERINEUM_MM = 40.0            # trunk this far below the bladder's floor, off the midline, is thigh
+MIDLINE_MM = 35.0             # ... further than this from the midline (genitals, anus lie on it)
 BRAIN_SLAB_MM = 60.0          # the brain is looked for in this much of the body's cranial end
 
 
@@ -65,6 +77,7 @@ class BodyRegion:
     reason: str
 
     def to_dict(self) -> dict:
+        """JSON-serialisable: {"name", "reason"}."""
         return {"name": self.name, "reason": self.reason}
 
 
@@ -104,13 +117,13 @@ def body_region(pet: PetVolume, point_lps: Sequence[float],
     """
     oriented = OrientedPet.from_pet(pet)
     suv = np.nan_to_num(oriented.suv, nan=0.0, posinf=0.0, neginf=0.0)
-    if body is None:
-        body = find_body(smooth(suv, oriented.spacing), oriented.spacing)
-    elif body.mask.shape != suv.shape:
+    if body is not None and body.mask.shape != suv.shape:
         raise ValueError(f"the body outline's shape {body.mask.shape} is not the PET's {suv.shape}")
     index = _index(oriented, _point(point_lps))
     if index is None:
         return BodyRegion("unknown", "The point lies outside the PET's field of view.")
+    if body is None:
+        body = find_body(smooth(suv, oriented.spacing), oriented.spacing)
     return _Plan(body, suv).region(index)
 
 
@@ -149,9 +162,7 @@ class _Plan:
         self.body, self.suv = body, suv
         sx, sy, sz = body.spacing
         self.sx, self.sz = sx, sz
-        in_plane = np.zeros((3, 3, 3), bool)
-        in_plane[1] = ndimage.generate_binary_structure(2, 1)
-        self.labels, _ = ndimage.label(body.mask, structure=in_plane)
+        self.labels, _ = ndimage.label(body.mask, structure=self._in_plane())
         nx = body.mask.shape[2]
         self.parts: list[list[_Part]] = [[] for _ in range(body.mask.shape[0])]
         min_cols = max(2, int(round(MIN_HUMP_MM / sx)))
@@ -173,22 +184,27 @@ class _Plan:
         for parts in self.parts:
             parts.sort(key=lambda p: -p.area)
         self.trunk = self._trunk()
-        self.mid_x = self.half = None
+        self.mid_x: Optional[float] = None      # the trunk's midline and usual half-width (mm)
+        self.half: Optional[float] = None
         self.diaphragm: Optional[float] = None
         self.diaphragm_by = ""
+        self.median = 0.0
         if self.trunk is not None:
             lo, hi = self.trunk
-            mains = [self.parts[k][0] for k in range(lo, hi + 1) if self.parts[k]]
+            mains = [self.parts[k][0] for k in range(lo, hi + 1)
+                     if self.parts[k] and not self.parts[k][0].cut]
+            mains = mains or [self.parts[k][0] for k in range(lo, hi + 1) if self.parts[k]]
             self.mid_x = float(np.median([p.cx for p in mains]))
             self.half = float(np.median([p.width / 2.0 for p in mains]))
             self._find_diaphragm()
 
     # -- the trunk ---------------------------------------------------------------------------
-    def _is_trunk(self, k: int) -> bool:
+    def _trunk_kind(self, k: int) -> int:
+        """1: a trunk slice; 0: not one; -1: cannot tell (its wide part touches both x edges)."""
         parts = self.parts[k]
-        if not parts or (parts[0].cut_lo and parts[0].cut_hi):
-            return False
-        return parts[0].width >= HEAD_WIDTH_MM and self._legs(parts) is None
+        if not parts or parts[0].width < HEAD_WIDTH_MM or self._legs(parts) is not None:
+            return 0
+        return -1 if parts[0].cut_lo and parts[0].cut_hi else 1
 
     def _legs(self, parts: list[_Part], min_cm2: float = 0.0) -> Optional[tuple[_Part, _Part]]:
         """The two largest parts when they are legs: similar in size, side by side, nothing
@@ -203,11 +219,15 @@ class _Plan:
         return a, b
 
     def _trunk(self) -> Optional[tuple[int, int]]:
-        """The longest run of trunk slices (one-slice gaps bridged), or None."""
-        flags = np.array([self._is_trunk(k) for k in range(len(self.parts))])
-        flags[1:-1] |= flags[:-2] & flags[2:]
-        runs = self._runs(flags)
-        return max(runs, key=lambda r: r[1] - r[0]) if runs else None
+        """The longest run of trunk slices, slices that cannot tell bridged; None without one
+        (a run of cut slices alone is no trunk)."""
+        kinds = np.array([self._trunk_kind(k) for k in range(len(self.parts))])
+        runs = [(a, b) for a, b in self._runs(kinds != 0) if np.any(kinds[a:b + 1] == 1)]
+        if not runs:
+            return None
+        a, b = max(runs, key=lambda r: int(np.sum(kinds[r[0]:r[1] + 1] == 1)))
+        genuine = np.flatnonzero(kinds[a:b + 1] == 1) + a
+        return int(genuine[0]), int(genuine[-1])
 
     def _find_diaphragm(self) -> None:
         """The top of the liver, else the bottom of the lung fields (frame mm)."""
@@ -219,13 +239,18 @@ class _Plan:
         cols = np.arange(slab.shape[2])
         for i, k in enumerate(range(lo, hi + 1)):     # the trunk part only
             main = self.parts[k][0] if self.parts[k] else None
-            keep = ((cols >= main.col_lo) & (cols < main.col_hi)) if main else np.zeros_like(cols, bool)
-            interior[i] &= keep[None, :]
+            if main is None:
+                interior[i] = False
+            else:
+                interior[i, :, :main.col_lo] = False
+                interior[i, :, main.col_hi:] = False
         if interior.sum() < 100:
             return
         values = ndimage.gaussian_filter(self.suv[lo:hi + 1],
                                          (0, PROFILE_SIGMA_MM / sy, PROFILE_SIGMA_MM / sx))
         median = float(np.median(values[interior]))
+        self.median = median
+        assert self.mid_x is not None and self.half is not None
         right = interior & (cols[None, None, :] * sx < self.mid_x - 0.25 * self.half)
         n_right = np.maximum(right.sum(axis=(1, 2)), 1)
         liver = ((values > LIVER_LEVEL * median) & right).sum(axis=(1, 2)) / n_right
@@ -246,12 +271,14 @@ class _Plan:
 
     @staticmethod
     def _in_plane() -> np.ndarray:
+        """4-connectivity within an axial slice, none across slices."""
         s = np.zeros((3, 3, 3), bool)
         s[1] = ndimage.generate_binary_structure(2, 1)
         return s
 
     @staticmethod
     def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
+        """First and last index of each run of True."""
         out, start = [], None
         for k, f in enumerate(np.append(flags, False)):
             if f and start is None:
@@ -263,6 +290,7 @@ class _Plan:
 
     # -- one point ---------------------------------------------------------------------------
     def _part_of(self, index: tuple[int, int, int]) -> Optional[_Part]:
+        """The body part holding the voxel, or the nearest one within NEAR_MM in its slice."""
         k, j, i = index
         label = int(self.labels[k, j, i])
         if label == 0:
@@ -279,9 +307,13 @@ class _Plan:
         return None
 
     def region(self, index: tuple[int, int, int]) -> BodyRegion:
+        """The body region of the voxel ``index`` (z, y, x) of the oriented PET."""
         k, _, i = index
         part = self._part_of(index)
         if part is None:
+            if self.labels[index]:
+                return BodyRegion("unknown", "The point lies in a small detached piece of the "
+                                             "body outline.")
             return BodyRegion("unknown", "The point lies outside the body outline.")
         parts = self.parts[k]
         if self.trunk is None:
@@ -307,22 +339,103 @@ class _Plan:
                                             "(an arm).")
         x = i * self.sx
         if abs(x - self.mid_x) > self.half + SHOULDER_MARGIN_MM:
-            return BodyRegion("upper_limb", "The point lies in the trunk's slice but beyond the "
-                                            "trunk's usual width (a shoulder or an arm against it).")
+            return BodyRegion("upper_limb", "The point lies in the trunk's slice but beyond its "
+                                            "usual width (a shoulder or an arm against it).")
         z = k * self.sz
+        if z < (lo * self.sz + LOW_TRUNK_MM) and abs(x - self.mid_x) > MIDLINE_MM:
+            floor = self._bladder_floor()
+            if floor is not None and z < floor - PERINEUM_MM:
+                return BodyRegion("lower_limb", "The point lies off the midline well below the "
+                                                "bladder, where the thighs join the trunk.")
         if self.diaphragm is not None:
+            near = self._near_diaphragm(index) if (
+                self.diaphragm - BAND_MM[0] <= z <= self.diaphragm + BAND_MM[1]) else None
+            if near is not None:
+                return near
             if z > self.diaphragm:
                 return BodyRegion("thorax", f"The point lies in the trunk above the diaphragm "
                                             f"({self.diaphragm_by}).")
             return BodyRegion("abdomen_pelvis", f"The point lies in the trunk below the diaphragm "
                                                 f"({self.diaphragm_by}).")
-        if lo > self.body.bottom and (z - lo * self.sz) <= PELVIS_HEIGHT_MM:
-            return BodyRegion("abdomen_pelvis", "The point lies in the trunk just above where the "
-                                                "legs part; no liver or lungs show the diaphragm.")
+        floor = self._bladder_floor() if z < (lo * self.sz + LOW_TRUNK_MM) else None
+        if floor is not None and z <= floor + PELVIS_HEIGHT_MM:
+            return BodyRegion("abdomen_pelvis", "The point lies in the trunk at the bladder's "
+                                                "level (no liver or lungs show the diaphragm).")
         return BodyRegion("unknown", "The point lies in the trunk, but neither the liver nor the "
                                      "lungs show where the diaphragm is.")
 
+    def _near_diaphragm(self, index: tuple[int, int, int]) -> Optional[BodyRegion]:
+        """Close to the diaphragm's level (it is a dome, lower on the left and at the back): in
+        the heart's uptake is thorax; otherwise the ring around the point decides: mostly lung
+        is thorax, mostly liver is abdomen. None when neither shows."""
+        k, j, i = index
+        sx, sy, _ = self.body.spacing
+        depth = ndimage.distance_transform_edt(self.body.mask[k], sampling=(sy, sx))[j, i]
+        heart = self._heart() if depth >= HEART_DEPTH_MM else None
+        if heart is not None and heart[k, j, i]:
+            return BodyRegion("thorax", "The point lies near the diaphragm's level, in the "
+                                        "heart's uptake.")
+        values = ndimage.gaussian_filter(self.suv[k],
+                                         (PROFILE_SIGMA_MM / sy, PROFILE_SIGMA_MM / sx))
+        yy, xx = np.ogrid[:values.shape[0], :values.shape[1]]
+        distance = np.hypot((yy - j) * sy, (xx - i) * sx)
+        ring = (distance >= RING_MM[0]) & (distance <= RING_MM[1]) & self.body.mask[k]
+        if not ring.any():
+            return None
+        lung = float(np.mean(values[ring] < LUNG_LEVEL * self.median))
+        liver = float(np.mean(values[ring] > LIVER_LEVEL * self.median))
+        if lung >= RING_FRACTION and lung > liver:
+            return BodyRegion("thorax", "The point lies near the diaphragm's level, surrounded "
+                                        "mostly by lung.")
+        if liver >= RING_FRACTION and liver > lung:
+            return BodyRegion("abdomen_pelvis", "The point lies near the diaphragm's level, "
+                                                "surrounded mostly by liver-like uptake.")
+        return None
+
+    def _placed(self, lo: int, hi: int, body: Optional[Body] = None) -> list[Placed]:
+        """FDG-avid regions (``find_regions`` at the search's threshold, 2 mm smoothing) in
+        slices lo..hi-1, placed in ``body`` (default: the body outline)."""
+        body = body or self.body
+        lo, hi = max(0, lo), min(self.suv.shape[0], hi)
+        within = (slice(lo, hi), slice(0, self.suv.shape[1]), slice(0, self.suv.shape[2]))
+        smoothed = np.zeros(self.suv.shape, np.float32)
+        smoothed[within] = smooth(self.suv[within], body.spacing)
+        regions = find_regions(smoothed, body.mask, uptake_threshold(body.background_suv),
+                               np.asarray(body.spacing[::-1], float), within=within)
+        return [Placed.of(r, body) for r in regions]
+
+    def _heart(self) -> Optional[np.ndarray]:
+        """Mask (z, y, x) of the heart's uptake near the diaphragm (``organ_rules.heart``), or
+        None."""
+        if not hasattr(self, "_heart_mask"):
+            d = self.diaphragm or 0.0
+            placed = self._placed(int((d - BAND_MM[0]) / self.sz), int((d + 150.0) / self.sz) + 1)
+            found = rules.heart(placed, Landmarks(), self.body)
+            mask = None
+            if found:
+                mask = np.zeros(self.suv.shape, bool)
+                for p in found:
+                    mask[p.region.box] |= p.region.mask
+            self._heart_mask = mask
+        return self._heart_mask
+
+    def _bladder_floor(self) -> Optional[float]:
+        """Height (frame mm) of the bladder's lowest voxel (``organ_rules.bladder``, the body
+        taken from the trunk's lower end up), or None."""
+        if not hasattr(self, "_floor"):
+            lo = self.trunk[0]  # type: ignore[index]
+            # rules.bladder without other organs looks in the lowest 40 % of the body's height:
+            # make that the trunk's lowest LOW_TRUNK_MM
+            trunk_up = dataclasses.replace(self.body, bottom=lo,
+                                           top=lo + int(round(LOW_TRUNK_MM / 0.4 / self.sz)))
+            placed = self._placed(lo, lo + int(LOW_TRUNK_MM / self.sz) + 1, trunk_up)
+            found = rules.bladder(placed, Landmarks(), trunk_up,
+                                  uptake_threshold(self.body.background_suv))
+            self._floor = found[0].bottom if found else None
+        return self._floor
+
     def _without_trunk(self, k: int, part: _Part, parts: list[_Part]) -> BodyRegion:
+        """No trunk in the field of view: the legs, the head, or unknown and why."""
         legs = self._legs(parts, LEG_MIN_CM2)
         if legs is not None and part in legs:
             return BodyRegion("lower_limb", "Two body parts of similar size lie side by side "
@@ -331,17 +444,21 @@ class _Plan:
             return BodyRegion("head_neck", "The point lies in a narrow part below the brain's "
                                            "uptake at the cranial end of the body.")
         if any(p.cut_lo for p in parts) and any(p.cut_hi for p in parts):
-            return BodyRegion("unknown", "The field of view cuts the body at the point's level.")
-        return BodyRegion("unknown", "No trunk, legs or brain in the field of view to place the "
-                                     "body part the point lies in.")
+            return BodyRegion("unknown", "The field of view cuts the body at the point's level "
+                                         "(it reaches both sides of the field of view).")
+        own = self.labels[k] == part.label
+        if own[0].any() or own[-1].any() or own[:, 0].any() or own[:, -1].any():
+            return BodyRegion("unknown", "The field of view cuts the body part holding the point "
+                                         "at its level, and shows no trunk, legs or brain.")
+        return BodyRegion("unknown", "A single body part with no trunk, legs or brain in the "
+                                     "field of view to tell which it is.")
 
     def _under_brain(self, part: _Part) -> bool:
+        """Whether the brain's uptake (``organ_rules.brain``) lies at the body's cranial end, above
+        this part; only when the body ends inside the field of view."""
         body = self.body
-        slab_lo = max(body.bottom, body.top - int(round(BRAIN_SLAB_MM / self.sz)))
-        within = (slice(slab_lo, body.top + 1), slice(None), slice(None))
-        smoothed = np.zeros(self.suv.shape, np.float32)
-        smoothed[within] = smooth(self.suv[within], body.spacing)
-        regions = find_regions(smoothed, body.mask, uptake_threshold(body.background_suv),
-                               np.asarray(body.spacing[::-1], float), within=within)
-        found = rules.brain([Placed.of(r, body) for r in regions], body)
+        if body.top >= body.mask.shape[0] - 2:
+            return False          # the body goes on beyond the field of view: no vertex in it
+        placed = self._placed(body.top - int(round(BRAIN_SLAB_MM / self.sz)), body.top + 1)
+        found = rules.brain(placed, body)
         return any(part.x_lo <= p.region.centroid_mm[2] <= part.x_hi for p in found)
