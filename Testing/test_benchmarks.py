@@ -88,6 +88,24 @@ def test_accuracy_figures_are_finite_with_intervals_and_ratios(accuracy_run, res
         assert facts["epochs_run"] >= 1 and facts["parameters"] > 0
 
 
+def test_medium_mode_selects_every_network_on_its_outcome():
+    medium = accuracy.MODES["medium"]
+    models = accuracy.models_of(medium)
+    assert [m.key for m in models] == ["full", "outcome_only", "seg_outcome", "full_survival", "full_metrics"]
+    configs = {m.key: accuracy.run_config(medium, m) for m in models}
+    assert {k: c.training.monitor for k, c in configs.items()} == {
+        "full": "outcome_auc", "outcome_only": "outcome_auc", "seg_outcome": "outcome_auc",
+        "full_survival": "c_index", "full_metrics": "outcome_auc"}
+    assert configs["full_metrics"].model.metric_features and not configs["full"].model.metric_features
+    assert configs["full"].model.name == "small" and configs["full"].preprocessing.crop_size == (32, 32, 32)
+    for name in ("smoke", "quick", "full"):
+        assert {accuracy.run_config(accuracy.MODES[name], m).training.monitor
+                for m in accuracy.models_of(accuracy.MODES[name])} == {"loss"}
+    dry = accuracy.with_overrides(medium, epochs=1, patience=None, n_cases=80)
+    assert (dry.epochs, dry.patience, dry.n_cases) == (1, medium.patience, 80) and "dry run" in dry.purpose
+    assert accuracy.with_overrides(medium, epochs=None) is medium
+
+
 def test_speed_section_and_figures(speed_run, results_file):
     text = results_file.read_text()
     assert "## Accuracy (smoke)" in text and OTHER_SECTION.strip() in text
