@@ -65,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
                    "scores": json.loads(json.dumps(result.to_dict()["scores"]))}
         (work / "demo_summary.json").write_text(json.dumps(summary, indent=2))
     s = result.scores
-    best = max(s.pathology.items(), key=lambda kv: kv[1].mean)[0] if s.pathology else "-"
+    best = (max(s.pathology.items(), key=lambda kv: kv[1].mean)[0] if s.pathology
+            else f"not shown ({s.pathology_note.removeprefix('not shown: ')})" if s.pathology_note else "-")
     print(f"sample:   {case.pathology} tumour, ground-truth MTV {truth_metrics['mtv_ml']:.1f} ml")
     print(f"analysis: MTV {result.metrics['mtv_ml']:.1f} ml (Dice {overlap:.2f} with the truth), "
           f"response probability {s.outcome.text()}, most likely pathology {best}")
