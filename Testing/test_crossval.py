@@ -152,3 +152,13 @@ def test_multitask_crossval_scores_every_task_out_of_fold_from_the_folds_own_mod
     assert result["calibration"]["outcome_temperature"] > 0 and result["calibration"]["n"] == 6
     assert summarise_scores([], bootstrap=False) == {"n": 0}
     assert "survival C-index" in (tmp_path / "mtl" / "crossval.md").read_text()
+    # The exported model carries the pooled out-of-fold figures and temperatures in its card.
+    from MTLRadiomicsLib.model import load_model
+    from training.export import main as export_main
+
+    assert export_main([str(tmp_path / "mtl" / "fold_0" / "run"), "--out", str(tmp_path / "exported"),
+                        "--crossval", str(tmp_path / "mtl")]) == 0
+    card = load_model(tmp_path / "exported").card
+    assert card.calibration["outcome_temperature"] == pytest.approx(result["calibration"]["outcome_temperature"])
+    assert card.held_out_metrics["cross_validation"]["outcomes"]["outcome_auc"] == \
+        pytest.approx(result["outcomes"]["outcome_auc"])

@@ -29,12 +29,19 @@ def crossval_metrics(crossval: str | Path, data: str) -> dict:
             "dice": pooled.get("dice_mean"), "dice_median": pooled.get("dice_median"),
             "dice_ci95": pooled.get("dice_ci95"), "n": pooled.get("n"), "empty": pooled.get("empty"),
             "cut": pooled.get("cut"), "folds": result["folds"], "config": result["config"],
-            "overrides": result["overrides"], "median_best_epoch": result["median_best_epoch"]}
+            "overrides": result["overrides"], "median_best_epoch": result["median_best_epoch"],
+            **({"outcomes": result["outcomes"]} if result.get("outcomes") else {})}
+
+
+def crossval_calibration(crossval: str | Path) -> dict:
+    """The temperatures ``training.crossval`` fitted on the pooled out-of-fold predictions ({} if none)."""
+    return dict(json.loads((Path(crossval) / "crossval.json").read_text()).get("calibration") or {})
 
 
 def export_run(run: str | Path, out: str | Path, name: Optional[str] = None,
                intended_use: Optional[str] = None, training_data: Optional[dict] = None,
-               assessment: Optional[dict] = None, cross_validation: Optional[dict] = None) -> Path:
+               assessment: Optional[dict] = None, cross_validation: Optional[dict] = None,
+               calibration: Optional[dict] = None) -> Path:
     """Copy the run's best model to ``out`` with a completed model card; returns the card path."""
     run = Path(run)
     loaded = load_model(run / "best")
@@ -51,6 +58,8 @@ def export_run(run: str | Path, out: str | Path, name: Optional[str] = None,
         # A final model trained on every case has no held-out split of its own: its figures are the
         # cross-validation's.
         card.held_out_metrics = {"cross_validation": cross_validation}
+    if calibration:
+        card.calibration = dict(calibration)
     summary = dict(card.training_data)
     history_path = run / "history.json"
     if history_path.exists():
@@ -75,7 +84,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--assessment", help="assessment.json of training.assess on an independent cohort "
                         "(added to the card's held-out metrics)")
     parser.add_argument("--crossval", help="folder of training.crossval whose pooled out-of-fold figures become the "
-                        "card's held-out metrics (for a final model trained on every case)")
+                        "card's held-out metrics (for a final model trained on every case) and whose pooled "
+                        "out-of-fold temperatures become the card's calibration")
     parser.add_argument("--crossval-data", default="cross-validation", help="what data the cross-validation "
                         "figures were measured on (shown with them)")
     args = parser.parse_args(argv)
@@ -84,7 +94,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         use = args.intended_use or (SYNTHETIC_USE if args.synthetic else None)
         assessment = json.loads(Path(args.assessment).read_text()) if args.assessment else None
         cv = crossval_metrics(args.crossval, args.crossval_data) if args.crossval else None
-        card_path = export_run(args.run, args.out, args.name, use, extra, assessment, cv)
+        calibration = crossval_calibration(args.crossval) if args.crossval else None
+        card_path = export_run(args.run, args.out, args.name, use, extra, assessment, cv, calibration)
     except (MTLRadiomicsError, OSError, ValueError) as error:
         print(f"export: error: {error}", file=sys.stderr)
         return 2
