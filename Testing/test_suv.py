@@ -185,3 +185,126 @@ def test_parsers():
     assert parse_user_time("103500") == dt.time(10, 35)
     with pytest.raises(ValueError):
         parse_user_time("half past ten")
+
+
+# ------------------------------------------------------------------ corrections the images carry
+def test_corrected_image_without_attn_is_not_quantitative():
+    ds = header()
+    ds.CorrectedImage = ["DECY", "SCAT"]
+    with pytest.raises(PetInputError) as info:
+        suv_conversion_from_dicom(ds)
+    message = str(info.value)
+    assert "CorrectedImage (0028,0051)" in message and "ATTN" in message
+    assert "not attenuation corrected" in message and "\n" not in message
+
+
+def test_corrected_image_without_attn_is_refused_even_as_gml():
+    ds = header(units="GML")
+    ds.CorrectedImage = "DECY"
+    with pytest.raises(PetInputError, match="not attenuation corrected"):
+        suv_conversion_from_dicom(ds)
+
+
+@pytest.mark.parametrize("decay", ["START", "ADMIN"])
+def test_corrected_image_without_decy_contradicts_decay_correction(decay):
+    ds = header(decay=decay)
+    ds.CorrectedImage = ["ATTN", "SCAT"]
+    with pytest.raises(PetInputError) as info:
+        suv_conversion_from_dicom(ds)
+    message = str(info.value)
+    assert "DECY" in message and f"DecayCorrection (0054,1102) is {decay}" in message
+
+
+def test_corrected_image_without_decy_and_no_decay_correction_tag():
+    ds = header(decay=None)
+    ds.CorrectedImage = ["ATTN"]
+    with pytest.raises(PetInputError, match="not decay corrected"):
+        suv_conversion_from_dicom(ds)
+
+
+def test_full_corrected_image_and_absent_corrected_image_both_work():
+    ds = header()
+    ds.CorrectedImage = ["DECY", "ATTN", "SCAT", "DTIM", "RAN", "NORM"]
+    assert suv_conversion_from_dicom(ds).factor == pytest.approx(expected_factor(80, 3.7e8, 3600))
+    assert "CorrectedImage" not in header()
+    assert suv_conversion_from_dicom(header()).factor == pytest.approx(expected_factor(80, 3.7e8, 3600))
+
+
+# ------------------------------------------------------------------ injection after the scan start
+def test_full_injection_datetime_after_the_scan_start_is_refused():
+    # The injection date-time is stated in full, so it is not a midnight crossing.
+    ds = header(start_time=None, start_datetime="20240305120000", series_time="110000")
+    with pytest.raises(PetInputError) as info:
+        suv_conversion_from_dicom(ds)
+    message = str(info.value)
+    assert "injection after the scan start" in message
+    assert "2024-03-05 12:00:00" in message and "2024-03-05 11:00:00" in message
+    assert "RadiopharmaceuticalStartDateTime" in message and "\n" not in message
+
+
+def test_full_injection_datetime_option_after_the_scan_start_is_refused():
+    overrides = SuvOverrides(injection_time=dt.datetime(2024, 3, 5, 11, 30))
+    with pytest.raises(PetInputError, match="injection after the scan start"):
+        suv_conversion_from_dicom(header(), overrides)
+
+
+def test_time_of_day_option_after_the_scan_crosses_midnight():
+    overrides = SuvOverrides(injection_time=dt.time(23, 50))
+    conv = suv_conversion_from_dicom(header(series_time="003000"), overrides)
+    assert conv.elapsed_s == 40 * 60 and "midnight" in conv.sources["injection_time"]
+
+
+def test_time_of_day_just_after_the_scan_is_not_a_midnight_crossing():
+    # 11:30 injection, 11:00 series: a day shift would mean 23.5 h of uptake.
+    with pytest.raises(PetInputError, match="injection after the scan start"):
+        suv_conversion_from_dicom(header(start_time="113000", series_time="110000"))
+
+
+# ------------------------------------------------------------------ Philips counts
+PHILIPS_ACTIVITY_TAG = (0x7053, 0x1009)
+
+
+def test_cnts_with_activity_concentration_scale_factor_only():
+    ds = header(units="CNTS")
+    ds.add_new(PHILIPS_ACTIVITY_TAG, "DS", "2.5")         # counts x 2.5 = Bq/ml
+    conv = suv_conversion_from_dicom(ds)
+    assert conv.factor == pytest.approx(2.5 * expected_factor(80, 3.7e8, 3600), rel=1e-12)
+    assert "(7053,1009)" in conv.method and conv.units_in_file == "CNTS"
+    assert conv.elapsed_s == 3600.0
+
+
+def test_cnts_activity_factor_takes_the_overrides():
+    ds = header(units="CNTS", weight=None)
+    ds.add_new(PHILIPS_SUV_SCALE_TAG, "DS", "0.000123")
+    ds.add_new(PHILIPS_ACTIVITY_TAG, "DS", "2.5")
+    conv = suv_conversion_from_dicom(ds, SuvOverrides(weight_kg=60.0))
+    assert conv.factor == pytest.approx(2.5 * expected_factor(60, 3.7e8, 3600))
+    assert conv.sources["weight"] == "--weight"
+
+
+def test_cnts_with_zero_suv_scale_factor_says_it_is_zero():
+    ds = header(units="CNTS")
+    ds.add_new(PHILIPS_SUV_SCALE_TAG, "DS", "0")
+    with pytest.raises(PetInputError) as info:
+        suv_conversion_from_dicom(ds)
+    message = str(info.value)
+    assert "(7053,1000) is 0" in message and "not present" not in message.split("(7053,1009)")[0]
+    assert "(7053,1009) is not present" in message
+
+
+def test_cnts_zero_suv_factor_falls_back_to_the_activity_factor():
+    ds = header(units="CNTS")
+    ds.add_new(PHILIPS_SUV_SCALE_TAG, "DS", "0")
+    ds.add_new(PHILIPS_ACTIVITY_TAG, "DS", "2.5")
+    assert suv_conversion_from_dicom(ds).factor == pytest.approx(2.5 * expected_factor(80, 3.7e8, 3600))
+
+
+# ------------------------------------------------------------------ ADMIN (PS3.3 C.8.9.4) stays
+def test_admin_needs_no_times_and_no_half_life():
+    # Images decay corrected to the administration: the dose is used as is, whatever the times say.
+    ds = header(decay="ADMIN", start_time=None, half_life=None, series_time="080000")
+    ds.CorrectedImage = ["DECY", "ATTN"]
+    conv = suv_conversion_from_dicom(ds)
+    assert conv.factor == pytest.approx(80 * 1000 / 3.7e8, rel=1e-12)
+    assert conv.decay_factor == 1.0 and conv.elapsed_s is None
+    assert conv.sources["decay"] == "DecayCorrection (0054,1102) ADMIN"

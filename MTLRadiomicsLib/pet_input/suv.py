@@ -5,8 +5,12 @@ The decay correction depends on DecayCorrection (0054,1102):
   START: images are decay corrected to the series start, so the dose is decayed from injection
          to the series (or earliest acquisition) date-time;
   ADMIN: images are decay corrected to the administration time, so the dose is used as is.
-Units (0054,1001) GML means the values are already SUV; CNTS can only be used through the
-Philips private SUV scale factor (7053,1000).
+Units (0054,1001) GML means the values are already SUV; CNTS (Philips counts) is used through the
+private SUV scale factor (7053,1000), or through the activity concentration scale factor (7053,1009)
+that turns rescaled counts into Bq/ml, after which the series is treated as BQML.
+CorrectedImage (0028,0051), when present, must list ATTN (else the values are not quantitative) and
+DECY (else it contradicts DecayCorrection). An injection after the scan start is refused unless only
+its time of day is known and the scan crossed midnight.
 """
 
 from __future__ import annotations
@@ -18,8 +22,10 @@ from typing import Any, Iterable, Optional
 
 from MTLRadiomicsLib.errors import PetInputError
 
-PHILIPS_SUV_SCALE_TAG = (0x7053, 0x1000)
+PHILIPS_SUV_SCALE_TAG = (0x7053, 0x1000)          # SUVbw per rescaled count
+PHILIPS_ACTIVITY_SCALE_TAG = (0x7053, 0x1009)     # Bq/ml per rescaled count
 F18_HALF_LIFE_S = 6586.2  # seconds (109.77 min)
+MAX_MIDNIGHT_UPTAKE_S = 12 * 3600   # a day shift giving more uptake than this is no midnight crossing
 
 
 @dataclass
@@ -149,6 +155,25 @@ def _positive_float(value: Any) -> Optional[float]:
     return number if math.isfinite(number) and number > 0 else None
 
 
+def private_number(ds: Any, tag: tuple[int, int]) -> tuple[bool, Optional[float], str]:
+    """(present, value if a finite number, text as stored) of a private numeric tag such as
+    (7053,1000); values stored as UN bytes are decoded."""
+    element = ds.get(tag, None) if hasattr(ds, "dir") else None
+    if element is None:
+        return False, None, ""
+    value = element.value
+    if isinstance(value, (bytes, bytearray)):
+        value = bytes(value).decode("ascii", "replace").strip("\0 ")
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        value = value[0] if len(value) else ""
+    text = str(value).strip()
+    try:
+        number = float(text)
+    except ValueError:
+        return True, None, text
+    return True, (number if math.isfinite(number) else None), text
+
+
 def _radiopharmaceutical(ds: Any) -> Any:
     seq = ds.get("RadiopharmaceuticalInformationSequence", None)
     if seq is None or len(seq) == 0:
@@ -181,23 +206,14 @@ def suv_conversion_from_dicom(
     ov = overrides or SuvOverrides()
     units = _tag_text(ds, "Units").upper() or "unknown"
     decay = _tag_text(ds, "DecayCorrection").upper() or None
+    check_corrected_image(ds, units, decay)
 
     if units == "GML":
         return SuvConversion(factor=1.0, method="Units GML: values are already SUVbw",
                              units_in_file="GML", decay_correction=decay,
                              sources={"units": "Units (0054,1001)"})
-
-    philips = ds.get(PHILIPS_SUV_SCALE_TAG, None) if hasattr(ds, "dir") else None
-    philips_factor = _positive_float(philips.value) if philips is not None else None
     if units == "CNTS":
-        if philips_factor is not None and not ov.any():
-            return SuvConversion(factor=philips_factor,
-                                 method="Philips SUV scale factor (7053,1000)",
-                                 units_in_file="CNTS", decay_correction=decay,
-                                 sources={"factor": "SUVScaleFactor (7053,1000), Philips private"})
-        raise PetInputError(
-            "Units (0054,1001) is CNTS (raw counts) and no Philips SUV scale factor (7053,1000) is "
-            "present: counts cannot be turned into SUV; export the series in Bq/ml (BQML) or SUV")
+        return _philips_counts_to_suv(ds, ov, decay, acquisition_datetimes)
     if units not in ("BQML", "unknown"):
         raise PetInputError(
             f"Units (0054,1001) is {units!r}; only BQML (Bq/ml) and GML (SUVbw) PET can be used; "
@@ -207,6 +223,70 @@ def suv_conversion_from_dicom(
             "Units (0054,1001) is missing, so it is unknown whether values are Bq/ml or SUV; "
             "pass --weight, --dose and --injection-time to convert Bq/ml to SUV")
     return _bqml_to_suv(ds, ov, units, decay, acquisition_datetimes)
+
+
+def check_corrected_image(ds: Any, units: str, decay: Optional[str]) -> None:
+    """Refuse images whose CorrectedImage (0028,0051) lacks ATTN (not quantitative) or lacks DECY
+    (not decay corrected, contradicting DecayCorrection). An absent CorrectedImage is accepted."""
+    value = ds.get("CorrectedImage", None) if ds is not None else None
+    if value is None:
+        return
+    items = [value] if isinstance(value, str) else list(value)
+    corrections = [str(v).strip().upper() for v in items if str(v).strip()]
+    listed = "\\".join(corrections) or "empty"
+    if "ATTN" not in corrections:
+        raise PetInputError(
+            f"CorrectedImage (0028,0051) is {listed}, without ATTN: the images are not attenuation "
+            "corrected, so their values are not quantitative and SUV cannot be computed; use the "
+            "attenuation-corrected series (--series UID)")
+    if "DECY" in corrections:
+        return
+    if decay in ("START", "ADMIN"):
+        raise PetInputError(
+            f"CorrectedImage (0028,0051) is {listed}, without DECY, but DecayCorrection (0054,1102) "
+            f"is {decay}: the header contradicts itself on decay correction, so SUV cannot be computed")
+    if decay is None and units != "GML":
+        raise PetInputError(
+            f"CorrectedImage (0028,0051) is {listed}, without DECY: the images are not decay "
+            "corrected, so SUV cannot be computed")
+
+
+def _describe_factor(tag: tuple[int, int], present: bool, value: Optional[float], text: str) -> str:
+    where = f"({tag[0]:04X},{tag[1]:04X})"
+    if not present:
+        return f"{where} is not present"
+    if value is None:
+        return f"{where} is {text!r}, not a number"
+    return f"{where} is {value:g}" + ("" if value == 0 else " (not positive)")
+
+
+def _philips_counts_to_suv(ds: Any, ov: SuvOverrides, decay: Optional[str],
+                           acquisition_datetimes: Iterable[dt.datetime]) -> SuvConversion:
+    """Units CNTS: the Philips SUV scale factor (7053,1000) gives SUVbw per rescaled count; without it
+    (or with facts stated by hand) the activity concentration scale factor (7053,1009) turns rescaled
+    counts into Bq/ml, which are then converted like BQML."""
+    suv_present, suv_scale, suv_text = private_number(ds, PHILIPS_SUV_SCALE_TAG)
+    act_present, act_scale, act_text = private_number(ds, PHILIPS_ACTIVITY_SCALE_TAG)
+    if suv_scale is not None and suv_scale > 0 and not ov.any():
+        return SuvConversion(factor=suv_scale, method="Philips SUV scale factor (7053,1000)",
+                             units_in_file="CNTS", decay_correction=decay,
+                             sources={"factor": "SUVScaleFactor (7053,1000), Philips private"})
+    if act_scale is not None and act_scale > 0:
+        conversion = _bqml_to_suv(ds, ov, "CNTS", decay, acquisition_datetimes)
+        conversion.factor *= act_scale
+        conversion.method = (f"counts x Philips activity concentration scale factor (7053,1009) "
+                             f"{act_scale:g} = Bq/ml, then {conversion.method}")
+        conversion.sources["units"] = "Units CNTS x (7053,1009), Philips private: Bq/ml"
+        return conversion
+    suv_part = _describe_factor(PHILIPS_SUV_SCALE_TAG, suv_present, suv_scale, suv_text)
+    if suv_scale is not None and suv_scale > 0:
+        suv_part += (", but it already holds the header's weight, dose and times, so facts given by "
+                     "hand cannot be applied to it")
+    act_part = _describe_factor(PHILIPS_ACTIVITY_SCALE_TAG, act_present, act_scale, act_text)
+    raise PetInputError(
+        f"Units (0054,1001) is CNTS (raw counts): the Philips SUV scale factor {suv_part} and the "
+        f"activity concentration scale factor {act_part}, so counts cannot be turned into SUV; "
+        "export the series in Bq/ml (BQML) or SUV")
 
 
 def _bqml_to_suv(ds: Any, ov: SuvOverrides, units: str, decay: Optional[str],
@@ -263,14 +343,11 @@ def _bqml_to_suv(ds: Any, ov: SuvOverrides, units: str, decay: Optional[str],
         sources["half_life"] = "RadionuclideHalfLife (0018,1075)"
 
     reference, sources["reference_time"] = _reference_datetime(ds, ov, acquisition_datetimes)
-    injection, sources["injection_time"] = _injection_datetime(ds, rp, ov, reference)
+    injection, sources["injection_time"], day_assumed = _injection_datetime(ds, rp, ov, reference)
 
     elapsed = (reference - injection).total_seconds()
     if elapsed < 0:
-        # Only a time of day was known and the scan crossed midnight after the injection.
-        injection -= dt.timedelta(days=1)
-        elapsed += 86400.0
-        sources["injection_time"] += " (previous day: scan crossed midnight)"
+        injection, elapsed = _midnight_crossing(injection, reference, elapsed, day_assumed, sources)
     if elapsed > 24 * 3600:
         raise PetInputError(
             f"injection {injection.isoformat()} is {elapsed / 3600:.1f} h before the scan "
@@ -312,22 +389,43 @@ def _reference_datetime(ds: Any, ov: SuvOverrides,
 
 
 def _injection_datetime(ds: Any, rp: Any, ov: SuvOverrides,
-                        reference: dt.datetime) -> tuple[dt.datetime, str]:
+                        reference: dt.datetime) -> tuple[dt.datetime, str, bool]:
+    """(injection date-time, where it came from, whether its date was taken from the scan date)."""
     if ov.injection_time is not None:
         if isinstance(ov.injection_time, dt.datetime):
-            return ov.injection_time, "--injection-time"
-        return dt.datetime.combine(reference.date(), ov.injection_time), "--injection-time"
+            return ov.injection_time, "--injection-time", False
+        return dt.datetime.combine(reference.date(), ov.injection_time), "--injection-time", True
     if rp is not None:
         start_dt = parse_dicom_datetime(_tag_text(rp, "RadiopharmaceuticalStartDateTime"))
         if start_dt is not None:
-            return start_dt, "RadiopharmaceuticalStartDateTime (0018,1078)"
+            return start_dt, "RadiopharmaceuticalStartDateTime (0018,1078)", False
         start_time = parse_dicom_time(_tag_text(rp, "RadiopharmaceuticalStartTime"))
         if start_time is not None:
             return (dt.datetime.combine(reference.date(), start_time),
-                    "RadiopharmaceuticalStartTime (0018,1072) on the series date")
+                    "RadiopharmaceuticalStartTime (0018,1072) on the series date", True)
     raise PetInputError(
         "RadiopharmaceuticalStartTime (0018,1072) and RadiopharmaceuticalStartDateTime (0018,1078) "
         "are missing; pass the injection time with --injection-time HH:MM:SS")
+
+
+def _midnight_crossing(injection: dt.datetime, reference: dt.datetime, elapsed: float,
+                       day_assumed: bool, sources: dict[str, str]) -> tuple[dt.datetime, float]:
+    """An injection that lies after the scan start: the previous day when only its time of day was
+    known and the scan crossed midnight; otherwise refused."""
+    where = f"injection {injection.isoformat(sep=' ')} [{sources['injection_time']}] is " \
+            f"{-elapsed / 60:.0f} min after the scan start {reference.isoformat(sep=' ')} " \
+            f"[{sources['reference_time']}]"
+    if not day_assumed:
+        raise PetInputError(f"injection after the scan start: {where}; check the dates and times "
+                            "or pass --injection-time")
+    shifted = elapsed + 86400.0
+    if shifted > MAX_MIDNIGHT_UPTAKE_S:
+        raise PetInputError(
+            f"injection after the scan start: {where}; on the previous day it would mean "
+            f"{shifted / 3600:.1f} h of uptake, so it is no midnight crossing; check the times or "
+            "pass --injection-time YYYY-MM-DDTHH:MM:SS")
+    sources["injection_time"] += " (previous day: scan crossed midnight)"
+    return injection - dt.timedelta(days=1), shifted
 
 
 def suv_conversion_from_values(units: str, overrides: SuvOverrides) -> SuvConversion:
