@@ -220,3 +220,80 @@ def test_corrupt_pixel_data_is_refused(tmp_path, sts001_dir):
     files[3].write_bytes(data[: len(data) - 20000])
     with pytest.raises(PetInputError):
         load_pet(tmp_path / "pet")
+
+
+# ----------------------------------------------------------------- series-level facts across slices
+def _weights(files, weight_of):
+    from synthetic_dicom import edit_headers
+
+    def change(ds, index):
+        ds.PatientWeight = weight_of(index)
+    edit_headers(files, change)
+
+
+def test_consistent_synthetic_series_is_read(tmp_path):
+    from synthetic_dicom import write_series
+
+    write_series(tmp_path / "pet")
+    pet = load_pet(tmp_path / "pet")
+    assert pet.suv_conversion.weight_kg == 70.0 and pet.suv.max() == pytest.approx(9.0, rel=1e-3)
+
+
+def test_one_slice_with_another_weight_is_refused(tmp_path):
+    from synthetic_dicom import write_series
+
+    files = write_series(tmp_path / "pet")
+    _weights(files, lambda index: "76" if index == 3 else "67")
+    with pytest.raises(PetInputError) as info:
+        load_pet(tmp_path / "pet")
+    message = str(info.value)
+    assert "PatientWeight (0010,1030)" in message and "differs between the slices" in message
+    assert "67 (5 slices)" in message and "76 (1 slice)" in message and "--weight" in message
+    assert "\n" not in message
+    pet = load_pet(tmp_path / "pet", SuvOverrides(weight_kg=70.0))   # a stated weight ends the doubt
+    assert pet.suv_conversion.weight_kg == 70.0
+
+
+def test_same_value_written_differently_is_consistent(tmp_path):
+    from synthetic_dicom import write_series
+
+    files = write_series(tmp_path / "pet", weight_kg=67.0)
+    _weights(files, lambda index: "67.0" if index % 2 else "67")
+    assert load_pet(tmp_path / "pet").suv_conversion.weight_kg == 67.0
+
+
+@pytest.mark.parametrize("keyword, value, fragment", [
+    ("RadionuclideTotalDose", "400000000", "RadionuclideTotalDose (0018,1074)"),
+    ("RadionuclideHalfLife", "6000", "RadionuclideHalfLife (0018,1075)"),
+    ("RadiopharmaceuticalStartTime", "093000", "RadiopharmaceuticalStartTime (0018,1072)"),
+    ("Units", "CNTS", "Units (0054,1001)"),
+    ("DecayCorrection", "ADMIN", "DecayCorrection (0054,1102)"),
+    ("SeriesTime", "120000", "SeriesTime (0008,0031)"),
+    ("CorrectedImage", ["ATTN"], "CorrectedImage (0028,0051)"),
+])
+def test_series_facts_that_differ_between_slices_are_refused(tmp_path, keyword, value, fragment):
+    from synthetic_dicom import edit_headers, radiopharmaceutical, write_series
+
+    files = write_series(tmp_path / "pet")
+
+    def change(ds, index):
+        if index == 0:
+            target = radiopharmaceutical(ds) if keyword.startswith("Radio") else ds
+            setattr(target, keyword, value)
+    edit_headers(files, change)
+    with pytest.raises(PetInputError, match=r"differs between the slices") as info:
+        load_pet(tmp_path / "pet")
+    assert fragment in str(info.value)
+
+
+def test_a_tag_missing_on_some_slices_is_inconsistent(tmp_path):
+    from synthetic_dicom import edit_headers, write_series
+
+    files = write_series(tmp_path / "pet")
+
+    def change(ds, index):
+        if index >= 4:
+            del ds.PatientWeight
+    edit_headers(files, change)
+    with pytest.raises(PetInputError, match=r"PatientWeight .*missing \(2 slices\)"):
+        load_pet(tmp_path / "pet")

@@ -14,6 +14,7 @@ from MTLRadiomicsLib.pet_input.dicom_series import (acquisition_datetimes, scan_
                                           series_facts, sort_slices)
 from MTLRadiomicsLib.errors import PetInputError
 from MTLRadiomicsLib.pet_input.pet_volume import PetVolume
+from MTLRadiomicsLib.pet_input.series_consistency import check_series_consistency
 from MTLRadiomicsLib.pet_input.suv import (SuvConversion, SuvOverrides, suv_conversion_from_dicom,
                                  suv_conversion_from_values)
 from MTLRadiomicsLib.pet_input.validation import check_dimensions, check_spacing, check_suv_values
@@ -120,6 +121,7 @@ def _load_dicom(folder: Path, overrides: Optional[SuvOverrides],
                 series_uid: Optional[str]) -> PetVolume:
     all_series = scan_folder(folder)
     series = sort_slices(select_pet_series(all_series, folder, series_uid))
+    check_series_consistency(series.headers, overrides)
     conversion = suv_conversion_from_dicom(series.first, overrides, acquisition_datetimes(series))
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(series.files)
