@@ -88,6 +88,7 @@ def _analyze(pet_path: str | Path, out_dir: Path, options: AnalysisOptions, prog
     with clock("load"):
         pet = load_pet(pet_path, overrides=options.overrides, input_units=options.input_units,
                        series_uid=options.series_uid)
+        pet.tracer.require_fdg()          # the models know F-18 FDG PET only
         source_hash = fingerprint(pet)
     progress.stage("model", 0.12, "loading the model")
     with clock("model"):

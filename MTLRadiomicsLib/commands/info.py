@@ -43,10 +43,13 @@ def format_summary(s: dict[str, Any]) -> str:
                                           series.get("PatientAge")]))
         if patient:
             lines.append(f"Patient      {patient}")
-        if series.get("Radiopharmaceutical"):
-            lines.append(f"Tracer       {series['Radiopharmaceutical']}")
         for other in series.get("OtherSeriesInFolder", []):
             lines.append(f"Also found   {other} (not read)")
+    tracer = s.get("tracer") or {}
+    if tracer:
+        lines.append(f"Tracer       {tracer['description']}")
+        if tracer.get("refusal"):
+            lines.append(f"Tracer check refused for analysis: {tracer['refusal']}")
     x, y, z = s["size_xyz"]
     sx, sy, sz = s["spacing_mm"]
     ex, ey, ez = s["extent_mm"]

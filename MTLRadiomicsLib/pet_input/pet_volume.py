@@ -9,6 +9,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from MTLRadiomicsLib.pet_input.suv import SuvConversion
+from MTLRadiomicsLib.pet_input.tracer import TracerCheck
 
 
 @dataclass
@@ -25,6 +26,7 @@ class PetVolume:
         suv_conversion: how stored values became SUV and which facts were used.
         series: descriptive facts (patient, study, series, scanner) where the input has them.
         dicom_files: the slice files, sorted along the slice normal, when read from DICOM.
+        tracer: whether the header speaks for F-18 FDG PET; analysis refuses anything else.
     """
 
     suv: np.ndarray
@@ -36,6 +38,7 @@ class PetVolume:
     suv_conversion: SuvConversion = field(default_factory=SuvConversion.assumed_suv)
     series: dict[str, Any] = field(default_factory=dict)
     dicom_files: list[str] = field(default_factory=list)
+    tracer: TracerCheck = field(default_factory=TracerCheck)
 
     def __post_init__(self) -> None:
         self.suv = np.ascontiguousarray(self.suv, dtype=np.float32)
@@ -130,4 +133,5 @@ class PetVolume:
             "suv_conversion": asdict(self.suv_conversion),
             "statistics": self.statistics(),
             "series": dict(self.series),
+            "tracer": self.tracer.to_dict(),
         }

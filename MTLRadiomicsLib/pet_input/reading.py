@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import numpy as np
 import pydicom
@@ -17,6 +18,7 @@ from MTLRadiomicsLib.pet_input.pet_volume import PetVolume
 from MTLRadiomicsLib.pet_input.series_consistency import check_series_consistency
 from MTLRadiomicsLib.pet_input.suv import (SuvConversion, SuvOverrides, suv_conversion_from_dicom,
                                  suv_conversion_from_values)
+from MTLRadiomicsLib.pet_input.tracer import TracerCheck, check_tracer
 from MTLRadiomicsLib.pet_input.validation import check_dimensions, check_spacing, check_suv_values
 
 IMAGE_SUFFIXES = {".nii": "nifti", ".nii.gz": "nifti", ".nrrd": "nrrd", ".nhdr": "nrrd",
@@ -67,7 +69,7 @@ def load_pet(path: str | Path, overrides: Optional[SuvOverrides] = None,
                 "--weight/--dose/--injection-time apply to Bq/ml images: add --input-units bqml")
     else:
         conversion = suv_conversion_from_values(input_units, overrides or SuvOverrides())
-    return _load_image_file(path, kind, conversion)
+    return _load_image_file(path, kind, conversion, check_tracer(None, overrides))
 
 
 def _is_dicom_file(path: Path) -> bool:
@@ -99,7 +101,7 @@ def _read_image(path: Path, kind: str) -> sitk.Image:
                             "corrupt") from None
 
 
-def _load_image_file(path: Path, kind: str, conversion: SuvConversion) -> PetVolume:
+def _load_image_file(path: Path, kind: str, conversion: SuvConversion, tracer: TracerCheck) -> PetVolume:
     image = _read_image(path, kind)
     check_spacing(image.GetSpacing(), path.name)
     values = sitk.GetArrayFromImage(image).astype(np.float32)
@@ -114,7 +116,18 @@ def _load_image_file(path: Path, kind: str, conversion: SuvConversion) -> PetVol
               if k.lower() in ("descrip", "description", "patientid", "modality")}
     return PetVolume(suv=values, spacing=image.GetSpacing(), origin=image.GetOrigin(),
                      direction=image.GetDirection(), source=str(path), source_format=kind,
-                     suv_conversion=conversion, series=series)
+                     suv_conversion=conversion, series=series, tracer=tracer)
+
+
+@contextmanager
+def _tracer_first(tracer: TracerCheck) -> Iterator[None]:
+    """A scan that is not F-18 FDG PET says so before any SUV problem it also has."""
+    try:
+        yield
+    except PetInputError as error:
+        if tracer.accepted:
+            raise
+        raise PetInputError(f"{tracer.refusal}; SUV cannot be computed either: {error}") from None
 
 
 def _load_dicom(folder: Path, overrides: Optional[SuvOverrides],
@@ -122,7 +135,9 @@ def _load_dicom(folder: Path, overrides: Optional[SuvOverrides],
     all_series = scan_folder(folder)
     series = sort_slices(select_pet_series(all_series, folder, series_uid))
     check_series_consistency(series.headers, overrides)
-    conversion = suv_conversion_from_dicom(series.first, overrides, acquisition_datetimes(series))
+    tracer = check_tracer(series.first, overrides)
+    with _tracer_first(tracer):
+        conversion = suv_conversion_from_dicom(series.first, overrides, acquisition_datetimes(series))
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(series.files)
     reader.SetOutputPixelType(sitk.sitkFloat32)
@@ -134,8 +149,9 @@ def _load_dicom(folder: Path, overrides: Optional[SuvOverrides],
     check_dimensions(tuple(image.GetSize()), f"the PET series in {folder}")
     check_spacing(image.GetSpacing(), f"the PET series in {folder}")
     suv = sitk.GetArrayFromImage(image).astype(np.float32) * np.float32(conversion.factor)
-    check_suv_values(suv, f"the PET series in {folder}")
+    with _tracer_first(tracer):
+        check_suv_values(suv, f"the PET series in {folder}")
     return PetVolume(suv=suv, spacing=image.GetSpacing(), origin=image.GetOrigin(),
                      direction=image.GetDirection(), source=str(folder), source_format="dicom",
                      suv_conversion=conversion, series=series_facts(series, all_series),
-                     dicom_files=list(series.files))
+                     dicom_files=list(series.files), tracer=tracer)
