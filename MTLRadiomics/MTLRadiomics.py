@@ -8,8 +8,10 @@ it wires the .ui to the logic, polls the engine with a timer and observes the MT
 the self-test that runs the whole flow inside Slicer.
 """
 
+import contextlib
 import logging
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -53,7 +55,21 @@ class MTLRadiomics(ScriptedLoadableModule):
         self.parent.acknowledgementText = (
             "Method after Amyar et al., Multi-Task Multi-Scale Learning for Outcome Prediction in 3D "
             "PET Images.")
+        problem = supportProblem()
+        if problem:
+            # Slicer 5.8 and earlier: say so once, at load, and in the module's help
+            logging.error(problem)
+            self.parent.helpText = problem + "\n\n" + self.parent.helpText
         slicer.app.connect("startupCompleted()", registerSampleData)
+
+
+def supportProblem():
+    """Why this Slicer cannot run the module (older than 5.10, Python older than 3.10), or ""."""
+    try:
+        version = (int(slicer.app.majorVersion), int(slicer.app.minorVersion))
+    except (AttributeError, TypeError, ValueError):
+        version = None
+    return dependencies.support_problem(version, sys.version_info[:2])
 
 
 #
@@ -83,6 +99,19 @@ def registerSampleData():
         checksums=cached.checksum if cached else None,
         customDownloader=lambda source: downloadSamplePet(),
     )
+    # SampleData.downloadSample(name) from a script ignores customDownloader and downloads the
+    # registered URI: a rewrite rule (Slicer 5.10+) generates the sample first when it is missing.
+    if hasattr(SampleData.SampleDataLogic, "registerUrlRewriteRule"):
+        SampleData.SampleDataLogic.registerUrlRewriteRule(
+            "MTLRadiomicsSamplePET", sample_data.generating_rewrite_rule(sampleCacheFolder(), _prepareSample))
+
+
+def _prepareSample(cacheFolder):
+    """Generate the sample PET for Sample Data (the engine's packages are installed first if needed)."""
+    if not ensureEngineImportable():
+        raise RuntimeError("the engine's Python packages are needed to generate the sample")
+    with slicer.util.WaitCursor():
+        return sample_data.ensure_sample_pet(cacheFolder)
 
 
 def downloadSamplePet():
@@ -100,22 +129,58 @@ def downloadSamplePet():
     return nodes[0] if nodes else None
 
 
-def ensureEngineImportable():
-    """Offer to install the engine's packages when they are missing; True when ready."""
+def enginePackagesFolder():
+    """pydicom 3 and highdicom for the engine process only, where Slicer's pydicom is older than 3
+    (see MTLRadiomicsModuleLogic.dependencies); one folder per Python version."""
+    settings = getattr(slicer.app, "slicerUserSettingsFilePath", "") or ""
+    base = Path(settings).parent if settings else Path(slicer.app.cachePath)
+    return base / "MTLRadiomics" / f"engine-packages-py{sys.version_info[0]}{sys.version_info[1]}"
+
+
+@contextlib.contextmanager
+def normalCursor():
+    """No wait cursor while the user is asked or told something: the override cursors that callers
+    set (slicer.util.WaitCursor) are lifted here and put back afterwards."""
+    lifted = []
+    while len(lifted) < 32 and qt.QApplication.overrideCursor() is not None:
+        lifted.append(qt.QApplication.overrideCursor().shape())
+        qt.QApplication.restoreOverrideCursor()
     try:
-        plan = dependencies.plan_dependencies(MODULE_DIR)
+        yield
+    finally:
+        for shape in reversed(lifted):
+            qt.QApplication.setOverrideCursor(shape)
+
+
+def ensureEngineImportable():
+    """Install the engine's packages when they are missing, after asking (without asking in
+    Slicer's testing mode, where slicer.util.confirmOkCancelDisplay answers False: the self-test
+    must be able to install them); True when ready."""
+    problem = supportProblem()
+    if problem:
+        with normalCursor():
+            slicer.util.errorDisplay(problem, windowTitle="MTLRadiomics")
+        return False
+    try:
+        plan = dependencies.plan_dependencies(MODULE_DIR, engine_only_folder=enginePackagesFolder())
     except dependencies.DependencyError as error:
-        slicer.util.errorDisplay(str(error))
+        with normalCursor():
+            slicer.util.errorDisplay(str(error), windowTitle="MTLRadiomics")
         return False
     if not plan.complete:
-        installer = dependencies.SlicerInstaller(
-            confirm=lambda text: slicer.util.confirmOkCancelDisplay(text, windowTitle="MTLRadiomics"))
+        if slicer.app.testingEnabled():
+            logging.info("MTLRadiomics: testing mode, installing without asking.\n" + plan.describe())
+        else:
+            with normalCursor():
+                if not slicer.util.confirmOkCancelDisplay(plan.describe(), windowTitle="MTLRadiomics"):
+                    return False
+        installer = dependencies.SlicerInstaller(constraints_folder=Path(slicer.app.temporaryPath) / "MTLRadiomics")
         try:
             with slicer.util.WaitCursor():
-                if not dependencies.ensure_dependencies(plan, installer):
-                    return False
+                dependencies.install_dependencies(plan, installer)
         except Exception as error:  # pip and the PyTorch installer raise many kinds
-            slicer.util.errorDisplay(f"Installing the Python packages failed: {error}", windowTitle="MTLRadiomics")
+            with normalCursor():
+                slicer.util.errorDisplay(f"Installing the Python packages failed: {error}", windowTitle="MTLRadiomics")
             return False
     return dependencies.make_engine_importable(MODULE_DIR)
 
@@ -137,7 +202,8 @@ class MTLRadiomicsLogic(AnalysisLogic, ScriptedLoadableModuleLogic):
             self, slicer.mrmlScene, python=engine_process.current_python(),
             engine_root=dependencies.engine_root(MODULE_DIR) or MODULE_DIR,
             env=_engineEnvironment(), dicom_lookup=_dicomFileForInstance,
-            temp_root=Path(slicer.app.temporaryPath) / "MTLRadiomics", bundled_model=bundledModelFolder())
+            temp_root=Path(slicer.app.temporaryPath) / "MTLRadiomics", bundled_model=bundledModelFolder(),
+            engine_only_folder=enginePackagesFolder())
         ScriptedLoadableModuleLogic.__init__(self)
 
     def getParameterNode(self):
@@ -288,8 +354,11 @@ class MTLRadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
             self._setMtvMethodToolTips()
         self._modelChoiceToGui()
-        self.onPetVolumeChanged(self.ui.petVolumeSelector.currentNode())
-        self.onResultChanged(self.ui.resultSelector.currentNode())
+        # without a parameter node (the scene is closing) nothing is shown nor observed: the nodes
+        # still in the selectors are about to be removed
+        bound = self._parameterNode is not None
+        self.onPetVolumeChanged(self.ui.petVolumeSelector.currentNode() if bound else None)
+        self.onResultChanged(self.ui.resultSelector.currentNode() if bound else None)
 
     # ------------------------------------------------------------------ inputs
     def onPetVolumeChanged(self, node=None):
@@ -703,9 +772,15 @@ class MTLRadiomicsTest(ScriptedLoadableModuleTest):
             save_model(MultiTaskNet(named_config("tiny")), card, folder)
         return folder
 
-    def _sampleAndPoint(self):
+    def _sampleAndPoint(self, fromScript=False):
         self.assertTrue(ensureEngineImportable(), "the engine's Python packages are needed")
-        pet = downloadSamplePet()
+        if fromScript:                     # as a user's script would: through Sample Data alone
+            import SampleData
+
+            registerSampleData()
+            pet = SampleData.downloadSample(sample_data.SAMPLE_NAME)
+        else:
+            pet = downloadSamplePet()
         self.assertIsNotNone(pet)
         sample = sample_data.cached_sample_pet(sampleCacheFolder())
         point = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "Lesion")
@@ -770,7 +845,7 @@ class MTLRadiomicsTest(ScriptedLoadableModuleTest):
 
     def test_cancel_leaves_the_scene_unchanged(self):
         self.delayDisplay("Cancelling a running analysis")
-        pet, point = self._sampleAndPoint()
+        pet, point = self._sampleAndPoint(fromScript=True)
         logic = MTLRadiomicsLogic()
         before = [slicer.mrmlScene.GetNthNode(i).GetID() for i in range(slicer.mrmlScene.GetNumberOfNodes())]
         job = logic.start_analysis(AnalysisRequest(pet, point, model_folder=self._model(), samples=2, report=False))

@@ -83,13 +83,16 @@ class AnalysisLogic:
     bundled_model: the model used when the request names none (the default model).
     device_status: how the GPU is checked when the user asks for it.
     models_root: the folder of installed models (None: where the engine looks, see models.models_root).
+    engine_only_folder: pydicom 3 and highdicom for the engine process only (see dependencies), put
+    on the engine's path when it holds them.
     """
 
     def __init__(self, scene, python: str, engine_root: str | Path, env: Optional[dict] = None,
                  dicom_lookup: Optional[pet_input.DicomLookup] = None, temp_root: Optional[str | Path] = None,
                  bundled_model: Optional[str | Path] = None,
                  device_status: Callable[[], dependencies.DeviceStatus] = dependencies.cuda_status,
-                 models_root: Optional[str | Path] = None):
+                 models_root: Optional[str | Path] = None,
+                 engine_only_folder: Optional[str | Path] = None):
         self.scene = scene
         self.python = str(python)
         self.engine_root = Path(engine_root)
@@ -99,15 +102,30 @@ class AnalysisLogic:
         self.bundled_model = Path(bundled_model) if bundled_model else None
         self.device_status = device_status
         self._models_root = Path(models_root) if models_root else None
+        self.engine_only_folder = Path(engine_only_folder) if engine_only_folder else None
         self.live_metrics = LiveMetrics()
+        self._pet_checks: dict[str, tuple[tuple, pet_input.SuvCheck]] = {}
         self._counter = itertools.count(1)
         scene_io.ensure_segmentation_converters()
 
     # ------------------------------------------------------------------ inputs
     def check_pet(self, pet_node) -> pet_input.SuvCheck:
+        """Whether ``pet_node`` can be analysed, and why not. Computed once per state of the node
+        (its voxels, geometry and DICOM instances): the widget asks on every refresh of its
+        buttons, and the check reads the DICOM header and scans the whole volume. Never raises: a
+        volume that cannot be checked is not usable, and the message says why."""
         if pet_node is None:
             return pet_input.SuvCheck(False, "not-suv", "Select a PET volume.")
-        return pet_input.check_suv(pet_node, pet_input.dicom_files(pet_node, self.dicom_lookup))
+        key = _pet_state(pet_node)
+        cached = self._pet_checks.get(pet_node.GetID() or str(id(pet_node)))
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        try:
+            check = pet_input.check_suv(pet_node, pet_input.dicom_files(pet_node, self.dicom_lookup))
+        except Exception as error:  # a damaged DICOM file or database: pydicom and SQL raise many kinds
+            check = pet_input.SuvCheck(False, "not-suv", f"This volume cannot be checked: {error}")
+        self._pet_checks[pet_node.GetID() or str(id(pet_node))] = (key, check)
+        return check
 
     def models_root(self) -> Optional[Path]:
         """The folder of installed models the engine would use."""
@@ -145,6 +163,10 @@ class AnalysisLogic:
         return self.bundled_model
 
     # ------------------------------------------------------------------ runs
+    def _command(self, arguments: list[str]) -> list[str]:
+        folders = [self.engine_only_folder] if dependencies.engine_only_ready(self.engine_only_folder) else []
+        return engine_command(self.python, self.engine_root, arguments, package_folders=folders)
+
     def _new_run_folder(self) -> Path:
         self.temp_root.mkdir(parents=True, exist_ok=True)
         return Path(tempfile.mkdtemp(prefix=f"run-{time.strftime('%Y%m%d-%H%M%S')}-{next(self._counter)}-",
@@ -189,8 +211,7 @@ class AnalysisLogic:
             input_path = pet_input.prepare_engine_input(pet, run_folder / "input", files)
             out_dir = run_folder / "analysis"
             options, notes = self._options(request, model, out_dir, mtv=True)
-            command = engine_command(self.python, self.engine_root,
-                                     ["analyze", str(input_path), *location, *options])
+            command = self._command(["analyze", str(input_path), *location, *options])
             process = EngineProcess(command, env=self.env, cwd=run_folder).start()
         except BaseException:
             shutil.rmtree(run_folder, ignore_errors=True)
@@ -213,8 +234,7 @@ class AnalysisLogic:
         mask_path = scene_io.write_array_like(mask, reference, result.run_folder / f"edited-mtv-{stamp}.nrrd")
         out_dir = result.run_folder / f"rescore-{stamp}"
         options, notes = self._options(request, model, out_dir)
-        command = engine_command(self.python, self.engine_root,
-                                 ["rescore", str(input_path), "--mask", str(mask_path), *options])
+        command = self._command(["rescore", str(input_path), "--mask", str(mask_path), *options])
         process = EngineProcess(command, env=self.env, cwd=result.run_folder).start()
         return EngineJob("rescore", process, result.run_folder, out_dir, input_path, result.pet.GetID(),
                          model, from_dicom=result.from_dicom, result=result, notes=notes)
@@ -355,6 +375,14 @@ class AnalysisLogic:
                         writer.writerow(["mtv_method", row["method"], f"{row['mtv_ml']:.6g}", "", "", "ml",
                                          "scored" if row["scored"] else ""])
         return path
+
+
+def _pet_state(node) -> tuple:
+    """What the PET check depends on: the node and its image (modification times) and the DICOM
+    instances it was loaded from."""
+    image = node.GetImageData()
+    return (id(node), node.GetMTime(), image.GetMTime() if image is not None else 0,
+            node.GetAttribute(pet_input.INSTANCE_UIDS_ATTRIBUTE) or "")
 
 
 def _safe_name(name: str) -> str:

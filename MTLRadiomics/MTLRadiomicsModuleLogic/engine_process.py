@@ -29,9 +29,10 @@ ERROR_PREFIX = "mtl-radiomics: error: "
 INTERNAL_ERROR_PREFIX = "mtl-radiomics: internal error: "
 
 # Run the engine from an explicit folder: the first argument after -c is the folder that holds
-# the MTLRadiomicsLib package, so the child process imports the same engine as the caller even
-# when a launcher resets PYTHONPATH.
-BOOTSTRAP = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
+# the MTLRadiomicsLib package (then any folders of packages for the engine only, joined with
+# os.pathsep), put first on sys.path, so the child process imports the same engine as the caller
+# even when a launcher resets PYTHONPATH.
+BOOTSTRAP = ("import os, sys; sys.path[:0] = sys.argv.pop(1).split(os.pathsep); "
              "from MTLRadiomicsLib.cli import main; raise SystemExit(main())")
 
 
@@ -90,10 +91,13 @@ class PollResult:
         return self.events[-1] if self.events else None
 
 
-def engine_command(python: str, engine_root: str | Path, arguments: Sequence[str]) -> list[str]:
+def engine_command(python: str, engine_root: str | Path, arguments: Sequence[str],
+                   package_folders: Sequence[str | Path] = ()) -> list[str]:
     """The command line that runs ``mtl-radiomics ARGUMENTS`` with ``python`` and the engine found in
-    ``engine_root`` (the folder holding the MTLRadiomicsLib package)."""
-    return [str(python), "-c", BOOTSTRAP, str(engine_root), *[str(a) for a in arguments]]
+    ``engine_root`` (the folder holding the MTLRadiomicsLib package); ``package_folders`` come next
+    on the engine's path, before the interpreter's own packages."""
+    path = os.pathsep.join([str(engine_root), *[str(f) for f in package_folders]])
+    return [str(python), "-c", BOOTSTRAP, path, *[str(a) for a in arguments]]
 
 
 class EngineProcess:

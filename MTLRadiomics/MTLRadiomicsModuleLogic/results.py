@@ -144,9 +144,8 @@ class ResultNodes:
 def results_for_pet(scene, pet_node) -> list[ResultNodes]:
     """All analyses of ``pet_node`` in the scene, oldest first."""
     found = []
-    nodes = scene.GetNodesByClass("vtkMRMLSegmentationNode")
-    for i in range(nodes.GetNumberOfItems()):
-        result = ResultNodes.from_segmentation(nodes.GetItemAsObject(i))
+    for node in scene_io.nodes_by_class(scene, "vtkMRMLSegmentationNode"):
+        result = ResultNodes.from_segmentation(node)
         if result is not None and (pet_node is None or result.pet.GetID() == pet_node.GetID()):
             found.append(result)
     return found
@@ -589,9 +588,7 @@ def show_heatmap(scene, result: ResultNodes, scale: str, opacity: float = DEFAUL
     node = result.heatmaps.get(scale)
     if node is None:
         raise ValueError(f"this result has no heatmap for the scale {scale}")
-    composites = scene.GetNodesByClass("vtkMRMLSliceCompositeNode")
-    for i in range(composites.GetNumberOfItems()):
-        composite = composites.GetItemAsObject(i)
+    for composite in scene_io.nodes_by_class(scene, "vtkMRMLSliceCompositeNode"):
         composite.SetBackgroundVolumeID(result.pet.GetID())
         composite.SetForegroundVolumeID(node.GetID())
         composite.SetForegroundOpacity(float(min(max(opacity, 0.0), 1.0)))
@@ -600,9 +597,7 @@ def show_heatmap(scene, result: ResultNodes, scale: str, opacity: float = DEFAUL
 def hide_heatmaps(scene, result: ResultNodes) -> None:
     """No Grad-CAM heatmap over the PET (a result without heatmaps is shown): the slice views keep
     the PET as background and drop any heatmap foreground."""
-    composites = scene.GetNodesByClass("vtkMRMLSliceCompositeNode")
-    for i in range(composites.GetNumberOfItems()):
-        composite = composites.GetItemAsObject(i)
+    for composite in scene_io.nodes_by_class(scene, "vtkMRMLSliceCompositeNode"):
         foreground_id = composite.GetForegroundVolumeID()
         foreground = scene.GetNodeByID(foreground_id) if foreground_id else None
         if foreground is not None and foreground.GetAttribute("MTLRadiomics.Scale"):
@@ -611,9 +606,8 @@ def hide_heatmaps(scene, result: ResultNodes) -> None:
 
 
 def set_heatmap_opacity(scene, opacity: float) -> None:
-    composites = scene.GetNodesByClass("vtkMRMLSliceCompositeNode")
-    for i in range(composites.GetNumberOfItems()):
-        composites.GetItemAsObject(i).SetForegroundOpacity(float(min(max(opacity, 0.0), 1.0)))
+    for composite in scene_io.nodes_by_class(scene, "vtkMRMLSliceCompositeNode"):
+        composite.SetForegroundOpacity(float(min(max(opacity, 0.0), 1.0)))
 
 
 def scored_mask(result: ResultNodes) -> Optional[np.ndarray]:

@@ -8,11 +8,12 @@ folder and offered to Sample Data as a local file URI with its SHA-256 checksum.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 SAMPLE_SEED = 2024
 SAMPLE_NAME = "MTLRadiomicsSamplePET"
@@ -85,3 +86,22 @@ def ensure_sample_pet(cache_dir: str | Path) -> SamplePet:
     digest = sha256_of(path)
     _sidecar(path).write_text(f"{digest} {lesion_ras[0]!r} {lesion_ras[1]!r} {lesion_ras[2]!r}\n")
     return SamplePet(path, digest, lesion_ras)
+
+
+def generating_rewrite_rule(cache_dir: str | Path, prepare: Callable[[Path], object]) -> Callable[[str], str]:
+    """A Sample Data URL rewrite rule (``SampleDataLogic.registerUrlRewriteRule``) for the sample:
+    Sample Data downloads the registered file URI of the sample, which does not exist before the
+    sample is generated, so the rule calls ``prepare(cache_dir)`` (which generates it) when the
+    sample's URI is asked for and the cache does not hold it. Every URL is returned unchanged."""
+    cache_dir = Path(cache_dir)
+    target = (cache_dir / SAMPLE_FILE).resolve().as_uri()
+
+    def rule(url: str) -> str:
+        if url == target and cached_sample_pet(cache_dir) is None:
+            try:
+                prepare(cache_dir)
+            except Exception as error:  # the download then fails and Sample Data logs it
+                logging.error("MTLRadiomics: the sample PET could not be generated: %s", error)
+        return url
+
+    return rule

@@ -168,6 +168,22 @@ def add_pet_volume_node(scene, pet, name: str = "PET", values: Optional[np.ndarr
                            ijk_to_ras_from_lps(pet.origin, pet.spacing, pet.direction), name)
 
 
+# --------------------------------------------------------------------------- scene queries
+def nodes_by_class(scene, class_name: str) -> list:
+    """The nodes of ``class_name`` in ``scene`` as a list.
+
+    vtkMRMLScene::GetNodesByClass returns a new collection that the caller owns; the Python
+    wrapper adds its own reference, so the collection (and with it a reference to every node in
+    it) would outlive the call. The caller's reference is released here. (slicer.util.getNodesByClass
+    does the same but always queries slicer.mrmlScene, whatever scene it is given.)"""
+    collection = scene.GetNodesByClass(class_name)
+    if collection is None:
+        return []
+    if collection.GetReferenceCount() > 1:        # the caller's reference, besides Python's own
+        collection.UnRegister(None)
+    return [collection.GetItemAsObject(i) for i in range(collection.GetNumberOfItems())]
+
+
 # --------------------------------------------------------------------------- segmentations
 def ensure_segmentation_converters() -> None:
     """Register the labelmap/surface conversion rules when nothing did (a bare MRML library).
