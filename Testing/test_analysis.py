@@ -21,6 +21,7 @@ from MTLRadiomicsLib.analysis.engine import analyze
 from MTLRadiomicsLib.analysis.options import AnalysisOptions
 from MTLRadiomicsLib.analysis.outputs import read_seg_nrrd
 from MTLRadiomicsLib.mtv.pet_metrics import compute_metrics
+from MTLRadiomicsLib.pet_input.masks import load_mask
 
 SCALES = ["enc1", "enc2", "enc3", "enc4", "enc5", "dec4", "dec3", "dec2", "dec1"]
 
@@ -98,7 +99,7 @@ def test_result_json_holds_scores_metrics_location_model_and_fingerprint(analyse
         (out / "report.pdf").read_bytes().count(b"/Type /Page ") >= 1
 
 
-def test_rescore_uses_the_edited_mask(analysed, wholebody, tiny_model, tmp_path):
+def test_rescore_uses_the_edited_mask(analysed, wholebody, tiny_model, tmp_path, monkeypatch):
     out, first = analysed
     pet = load_pet(wholebody["path"])
     truth = wholebody["case"]
@@ -112,14 +113,32 @@ def test_rescore_uses_the_edited_mask(analysed, wholebody, tiny_model, tmp_path)
     assert np.array_equal(saved, edited_array)
     expected = compute_metrics(pet.suv, edited_array, pet.spacing)
     assert result.metrics["mtv_ml"] == pytest.approx(expected.mtv_ml)
-    # A mask somewhere else changes the tumour features the outcome head sees.
-    elsewhere = np.zeros_like(edited_array)
-    elsewhere[10:16, 60:70, 60:70] = 1
-    moved = sitk.GetImageFromArray(elsewhere)
+    # Another mask with the same bounding box (the tumour's rim only): the same field, the same
+    # dropout seed, and the outcome head is given exactly the edited mask, resampled to the field.
+    from scipy import ndimage
+
+    from MTLRadiomicsLib.analysis import engine
+    from MTLRadiomicsLib.analysis.inference import mask_to_crop
+
+    rim = (edited_array > 0) & ~ndimage.binary_erosion(edited_array > 0)
+    moved = sitk.GetImageFromArray(rim.astype(np.uint8))
     moved.CopyInformation(edited)
-    sitk.WriteImage(moved, str(tmp_path / "elsewhere.nii.gz"))
-    other = analyze(wholebody["path"], tmp_path / "other", options, edited_mask=tmp_path / "elsewhere.nii.gz")
-    assert other.scores.outcome.mean != pytest.approx(result.scores.outcome.mean, abs=1e-6)
+    sitk.WriteImage(moved, str(tmp_path / "rim.nii.gz"))
+    seen = []
+    original = engine.predict
+
+    def spy(network, crop, device, samples, method, mask_crop, *rest):
+        seen.append((crop, mask_crop))
+        return original(network, crop, device, samples, method, mask_crop, *rest)
+
+    monkeypatch.setattr(engine, "predict", spy)
+    other = analyze(wholebody["path"], tmp_path / "other", options, edited_mask=tmp_path / "rim.nii.gz")
+    assert other.location.field_center_lps == pytest.approx(result.location.field_center_lps)
+    assert other.scores.seed == result.scores.seed
+    crop, given = seen[0]
+    rim_on_pet = load_mask(tmp_path / "rim.nii.gz", pet)
+    assert given is not None and np.allclose(given, mask_to_crop(rim_on_pet, pet, crop))
+    assert not np.allclose(given, mask_to_crop(load_mask(tmp_path / "edited.nii.gz", pet), pet, crop))
 
 
 def test_rescore_command_with_the_written_segmentation(analysed, wholebody, tiny_model, tmp_path):

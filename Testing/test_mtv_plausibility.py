@@ -51,20 +51,37 @@ def test_the_withheld_reason_is_the_finding_that_withholds_not_a_note():
     assert not check.valid and check.withheld_reason.startswith("the MTV (test) kept growing")
 
 
-def test_cut_tiny_huge_and_faint_mtvs_warn_but_keep_the_scores():
+def test_cut_and_huge_mtvs_warn_but_keep_the_scores():
     suv, ball = lesion()
     cut = check_mtv(ball, suv, SPACING, (20, 20, 20), "test", cut_at_scan_end=["superior"])
     assert cut.valid and cut.flags == ["cut_at_scan_end"] and "lower bounds" in cut.warnings[0]
-    one = np.zeros_like(ball)
-    one[20, 20, 20] = True
-    tiny = check_mtv(one, suv, (2.0, 2.0, 2.0), (20, 20, 20), "test")
-    assert tiny.valid and tiny.flags == ["tiny"]
-    faint_suv = np.where(ball, 1.5, 1.0).astype(np.float32)
-    faint = check_mtv(ball, faint_suv, SPACING, (20, 20, 20), "test")
-    assert faint.valid and faint.flags == ["low_uptake"]
     big = np.ones((80, 80, 80), bool)
     huge = check_mtv(big, np.full(big.shape, 5.0, np.float32), (4.0, 4.0, 4.0), (40, 40, 40), "test")
     assert huge.valid and huge.flags == ["huge"]
+
+
+def test_tiny_and_faint_mtvs_are_no_lesion_and_withhold_the_scores():
+    """A 0.1 ml MTV of SUVmax 2.7 (a point in the wrong thigh) or an MTV of SUVmax 1.5: no scores."""
+    suv, ball = lesion()
+    one = np.zeros_like(ball)
+    one[20, 20, 20] = True
+    tiny = check_mtv(one, suv, (2.0, 2.0, 2.0), (20, 20, 20), "test")
+    assert not tiny.valid and tiny.flags == ["tiny"] and "withheld" in tiny.withheld_reason
+    faint_suv = np.where(ball, 1.5, 1.0).astype(np.float32)
+    faint = check_mtv(ball, faint_suv, SPACING, (20, 20, 20), "test")
+    assert not faint.valid and faint.flags == ["low_uptake"] and "withheld" in faint.withheld_reason
+
+
+def test_a_point_outside_fdg_avid_tissue_is_named():
+    from MTLRadiomicsLib.mtv.plausibility import point_avidity_warning
+
+    suv, ball = lesion()
+    assert point_avidity_warning(suv, (20, 20, 20), SPACING) == ""           # in the lesion
+    cold = np.full((40, 40, 40), 1.2, np.float32)
+    cold[30, 30, 30] = 2.4
+    text = point_avidity_warning(cold, (5, 5, 5), SPACING, "RAS")
+    assert "not lie in FDG-avid tissue" in text and "SUV 1.20 at the point" in text and "--lps" in text
+    assert "drop --lps" in point_avidity_warning(cold, (5, 5, 5), SPACING, "LPS")
 
 
 def test_leaks_and_empty_mtvs_withhold_the_scores():

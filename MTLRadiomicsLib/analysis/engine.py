@@ -19,6 +19,7 @@ import torch
 from MTLRadiomicsLib import __version__
 from MTLRadiomicsLib.analysis.devices import choose_device, is_out_of_memory
 from MTLRadiomicsLib.analysis.domain import DomainCheck, check_domain
+from MTLRadiomicsLib.analysis.field import place_field
 from MTLRadiomicsLib.analysis.gradcam import gradcam_all_scales
 from MTLRadiomicsLib.analysis.inference import mask_to_crop, predict, prepare_input
 from MTLRadiomicsLib.analysis.options import AnalysisOptions
@@ -29,11 +30,10 @@ from MTLRadiomicsLib.analysis.result import AnalysisResult, Estimate, Location, 
 from MTLRadiomicsLib.errors import MTLRadiomicsError, ModelFileError
 from MTLRadiomicsLib.model.model_file import LoadedModel, load_model
 from MTLRadiomicsLib.model.metric_features import metric_vector
-from MTLRadiomicsLib.model.preprocessing import mask_center_lps
 from MTLRadiomicsLib.model.registry import MODEL_ENV, default_model_dir, resolve_model  # noqa: F401
 from MTLRadiomicsLib.mtv.lesion import MTV_METHODS, LesionMtvs, segment_lesion
 from MTLRadiomicsLib.mtv.pet_metrics import compute_metrics
-from MTLRadiomicsLib.mtv.plausibility import MtvCheck, check_mtv
+from MTLRadiomicsLib.mtv.plausibility import MtvCheck, check_mtv, point_avidity_warning
 from MTLRadiomicsLib.output_dir import atomic_output_dir, check_output_dir
 from MTLRadiomicsLib.pet_input.masks import load_mask
 from MTLRadiomicsLib.pet_input.pet_volume import PetVolume
@@ -99,6 +99,11 @@ def _analyze(pet_path: str | Path, out_dir: Path, options: AnalysisOptions, prog
     with clock("localisation"):
         mask_given = load_mask(edited_mask, pet) if edited_mask is not None else None
         location, within = _locate(pet, options, loaded, mask_given, warnings)
+        if location.method == "point":
+            avidity = point_avidity_warning(pet.suv, _seed_zyx(pet, location.center_lps), pet.spacing,
+                                            options.point_system)
+            if avidity:
+                warnings.append(avidity)
     mtvs: Optional[LesionMtvs] = None
     if mask_given is None:
         progress.stage("mtv", 0.28, f"segmenting the MTV ({MTV_METHODS[options.mtv_method]})")
@@ -113,6 +118,7 @@ def _analyze(pet_path: str | Path, out_dir: Path, options: AnalysisOptions, prog
         check = check_mtv(mask, pet.suv, pet.spacing, _seed_zyx(pet, location.center_lps), "edited MTV")
     warnings.extend(check.warnings)
 
+    seed = options.seed if options.seed is not None else int(source_hash[:15], 16)
     progress.stage("metrics", 0.4, "PET metrics of the MTV")
     with clock("metrics"):
         metrics = compute_metrics(pet.suv, mask, pet.spacing).to_dict()
@@ -122,12 +128,16 @@ def _analyze(pet_path: str | Path, out_dir: Path, options: AnalysisOptions, prog
     if scoring:
         progress.stage("inference", 0.45, "scoring the lesion")
         with clock("inference"):
-            location.field_center_lps = tuple(float(v) for v in mask_center_lps(mask, pet.to_sitk()))
+            placement = place_field(mask, pet)
+            location.field_center_lps, location.field_note = placement.center_lps, placement.note
+            if placement.note:
+                warnings.append(placement.note)
             crop = prepare_input(pet, location.field_center_lps, loaded.card)
             mask_crop = mask_to_crop(mask, pet, crop)
             features = metric_vector(metrics) if loaded.config.metric_features else None
             prediction, device = _on_device(loaded, device, warnings, lambda d: predict(
-                loaded.network, crop, d, options.samples, options.uncertainty, mask_crop, features, loaded.card))
+                loaded.network, crop, d, options.samples, options.uncertainty, mask_crop, features, loaded.card,
+                seed))
             domain = _domain(loaded, pet, location, metrics, prediction)
             if not domain.inside:
                 warnings.append(f"the scores are outside the model's training domain: {'; '.join(domain.reasons)}")
@@ -139,6 +149,7 @@ def _analyze(pet_path: str | Path, out_dir: Path, options: AnalysisOptions, prog
                                            feature_tensor)
             heatmaps = {scale: np.clip(crop_to_pet(m, crop.reference, pet), 0.0, 1.0) for scale, m in crop_maps.items()}
     scores = _scores(prediction, loaded, options, "edited" if mask_given is not None else "predicted", check, domain)
+    scores.seed = seed if prediction is not None else None
     result = AnalysisResult(
         engine_version=__version__, command="rescore" if mask_given is not None else "analyze",
         created=dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
@@ -195,8 +206,9 @@ def _locate(pet: PetVolume, options: AnalysisOptions, loaded: LoadedModel, mask:
     if mask is not None:
         if not mask.any():
             raise MTLRadiomicsError("the edited mask is empty: nothing to score")
-        center = mask_center_lps(mask, pet.to_sitk())
-        return Location("edited mask", center, lps_to_ras(center), fov, note="centre of the edited MTV"), None
+        center = place_field(mask, pet).center_lps
+        return Location("edited mask", center, lps_to_ras(center), fov,
+                        note="centre of the edited MTV's largest part"), None
     if options.point is not None and options.box is not None:
         raise MTLRadiomicsError("give either --point or --box, not both")
     if options.point is not None:

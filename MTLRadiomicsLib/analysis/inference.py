@@ -3,7 +3,8 @@
 The crop is taken at the model card's spacing and size, on a grid with the LPS axes, centred on the
 lesion. Uncertainty comes from Monte-Carlo dropout (dropout layers active, everything else in
 evaluation mode) or from test-time augmentation (left-right flips and one-voxel shifts); the
-segmentation is the deterministic prediction (dropout off) so that an analysis is reproducible.
+segmentation is the deterministic prediction (dropout off), and the dropout masks are drawn from a
+generator seeded by the caller, so that an analysis is reproducible to the last digit.
 """
 
 from __future__ import annotations
@@ -96,12 +97,14 @@ def _enable_dropout(network: torch.nn.Module, on: bool) -> None:
 @torch.no_grad()
 def predict(network: MultiTaskNet, crop: CropInput, device: torch.device, samples: int = 10,
             method: str = "mc-dropout", mask_crop: Optional[np.ndarray] = None,
-            metrics: Optional[np.ndarray] = None, card: Optional[ModelCard] = None) -> Prediction:
+            metrics: Optional[np.ndarray] = None, card: Optional[ModelCard] = None,
+            seed: Optional[int] = None) -> Prediction:
     """Deterministic segmentation plus ``samples`` stochastic passes for the scores.
 
     ``mask_crop`` (D, H, W) replaces the predicted segmentation in the outcome head (re-scoring);
     ``metrics`` (4,): the PET metric features of the scored MTV (models with metric features);
-    ``card``: its calibration temperatures are applied to the probabilities."""
+    ``card``: its calibration temperatures are applied to the probabilities; ``seed``: the dropout
+    masks' random seed (the global random state is left as it was); None: unseeded."""
     if method not in UNCERTAINTY_METHODS:
         raise ValueError(f"uncertainty method must be one of {UNCERTAINTY_METHODS}")
     network.eval()
@@ -127,12 +130,16 @@ def predict(network: MultiTaskNet, crop: CropInput, device: torch.device, sample
 
     if method == "mc-dropout":
         _enable_dropout(network, True)
+        devices = [device] if device.type == "cuda" else []
         try:
-            for start in range(0, samples, 4):
-                n = min(4, samples - start)
-                collect(network(x.expand(n, *x.shape[1:]),
-                                mask=None if mask is None else mask.expand(n, *mask.shape[1:]),
-                                metrics=None if m is None else m.expand(n, -1)))
+            with torch.random.fork_rng(devices=devices, enabled=seed is not None):
+                if seed is not None:
+                    torch.manual_seed(int(seed))
+                for start in range(0, samples, 4):
+                    n = min(4, samples - start)
+                    collect(network(x.expand(n, *x.shape[1:]),
+                                    mask=None if mask is None else mask.expand(n, *mask.shape[1:]),
+                                    metrics=None if m is None else m.expand(n, -1)))
         finally:
             _enable_dropout(network, False)
     else:

@@ -16,7 +16,9 @@ class AnalysisOptions:
     explain: Grad-CAM target, 'outcome' or 'segmentation'. samples: passes for the uncertainty.
     device: 'auto', 'cpu' or 'cuda'. model: model folder or installed model name (default: the
     default model). mtv_method: the MTV the scores use ('network' or a classical method of
-    ``MTLRadiomicsLib.mtv.lesion.MTV_METHODS``); fill_holes: fill enclosed holes of every MTV."""
+    ``MTLRadiomicsLib.mtv.lesion.MTV_METHODS``); fill_holes: fill enclosed holes of every MTV.
+    seed: the random seed of the uncertainty samples; None derives it from the input's SHA-256, so
+    the same input with the same options always gives the same numbers."""
 
     point: Optional[tuple[float, float, float]] = None
     box: Optional[tuple[tuple[float, float, float], tuple[float, float, float]]] = None
@@ -33,3 +35,4 @@ class AnalysisOptions:
     threshold: float = 0.5
     mtv_method: str = "network"
     fill_holes: bool = False
+    seed: Optional[int] = None

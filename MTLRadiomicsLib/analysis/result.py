@@ -38,6 +38,7 @@ class Scores:
     pathology_note: str = ""                  # why no pathology is shown (outside the training domain)
     domain: str = ""                          # "inside" / "outside" the model's training domain; "" unchecked
     calibration: str = ""                     # how the probabilities were calibrated
+    seed: Optional[int] = None                # random seed of the uncertainty samples
 
     @property
     def valid(self) -> bool:
@@ -56,6 +57,7 @@ class Location:
     excluded: list[dict] = field(default_factory=list)
     note: str = ""
     field_center_lps: Optional[tuple[float, float, float]] = None   # where the network's fixed field was placed
+    field_note: str = ""                     # what of the MTV did not place the field
 
 
 @dataclass

@@ -22,6 +22,9 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--samples", type=int, default=10, help="samples for the score uncertainty (default 10)")
     group.add_argument("--uncertainty", choices=("mc-dropout", "tta"), default="mc-dropout",
                        help="Monte-Carlo dropout or test-time augmentation (default mc-dropout)")
+    group.add_argument("--seed", type=int, metavar="N", help="random seed of the uncertainty samples (default: "
+                       "derived from the input's SHA-256, so that a rerun gives the same numbers; recorded in "
+                       "result.json)")
     group.add_argument("--no-report", action="store_true", help="skip report.pdf and report.html")
     group.add_argument("--progress", choices=("bar", "json", "none"), default="bar",
                        help="progress display; json prints one line per stage for front ends (default bar)")
@@ -50,6 +53,8 @@ def add_location_options(parser: argparse.ArgumentParser) -> None:
 def options_from_args(args: argparse.Namespace) -> AnalysisOptions:
     if args.samples < 2:
         raise MTLRadiomicsError("--samples must be at least 2 (the uncertainty needs several samples)")
+    if getattr(args, "seed", None) is not None and not 0 <= args.seed < 2 ** 63:
+        raise MTLRadiomicsError("--seed must be a whole number from 0 to 2^63 - 1")
     point = tuple(args.point) if getattr(args, "point", None) else None
     box = None
     if getattr(args, "box", None):
@@ -60,4 +65,4 @@ def options_from_args(args: argparse.Namespace) -> AnalysisOptions:
         model=args.model or None, overrides=overrides_from_args(args),
         input_units=getattr(args, "input_units", None), series_uid=getattr(args, "series", None),
         report=not args.no_report, mtv_method=getattr(args, "mtv_method", "network"),
-        fill_holes=getattr(args, "fill_holes", False))
+        fill_holes=getattr(args, "fill_holes", False), seed=getattr(args, "seed", None))

@@ -1,8 +1,11 @@
 """Every MTV of one lesion side by side, the chosen one, and its plausibility.
 
-From a seed point the network's MTV (sliding windows over a growing region) and each classical MTV
-(fractions of SUVmax, SUV 2.5, the liver-referenced PERCIST threshold) are grown; the chosen method's
-MTV is the one the scores use, the others are references for the physician.
+From a seed point each classical MTV (fractions of SUVmax, SUV 2.5, the liver-referenced PERCIST
+threshold) and the network's MTV (sliding windows over a growing region) are grown; the chosen
+method's MTV is the one the scores use, the others are references for the physician. The network's
+windows start from the lesion's own anchor, its hottest voxel (the hottest of the SUV >= 2.5 region
+of the click within ``ANCHOR_RADIUS_MM``), not from the click: every click inside a lesion then gives
+the same MTV, and so the same scores.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from MTLRadiomicsLib.mtv.plausibility import MtvCheck, check_mtv
 from MTLRadiomicsLib.pet_input.pet_volume import PetVolume
 
 NETWORK = "network"
+ANCHOR_RADIUS_MM = 60.0       # the lesion's anchor is looked for this far from the click
 MTV_METHODS: dict[str, str] = {NETWORK: "network (sliding windows)", **CLASSICAL_METHODS}
 
 
@@ -71,24 +75,6 @@ def segment_lesion(pet: PetVolume, seed_lps: Sequence[float], method: str, netwo
     table: dict[str, dict] = {}
     spacing = tuple(float(s) for s in pet.spacing)
 
-    network_mtv = None
-    if has_network:
-        network_mtv = segment_network_mtv(network, card, pet, seed_lps, device, threshold, progress)
-        mask = network_mtv.mask > 0
-        filled = 0
-        if fill_holes:
-            before = int(mask.sum())
-            mask = fill_enclosed(mask)
-            filled = int(mask.sum()) - before
-        if within is not None:
-            mask &= within
-        masks[NETWORK] = mask.astype(np.uint8)
-        table[NETWORK] = {"label": MTV_METHODS[NETWORK], "available": True, "reason": "",
-                          "filled_voxels": filled, **network_mtv.summary()}
-    else:
-        table[NETWORK] = {"label": MTV_METHODS[NETWORK], "available": False,
-                          "reason": "the model has no segmentation head"}
-
     if progress is not None:
         progress("classical MTVs (fractions of SUVmax, SUV 2.5, liver-referenced)")
     liver, liver_reason = find_liver_reference(pet)
@@ -99,6 +85,26 @@ def segment_lesion(pet: PetVolume, seed_lps: Sequence[float], method: str, netwo
             table[name]["reason"] = liver_reason or table[name]["reason"]
         if result.available:
             masks[name] = result.mask.astype(np.uint8)
+    network_mtv = None
+    if has_network:
+        anchor = lesion_anchor(pet, seed, masks.get("suv2.5"))
+        anchor_lps = seed_lps if anchor == seed else pet.index_to_physical(tuple(float(v) for v in anchor[::-1]))
+        network_mtv = segment_network_mtv(network, card, pet, anchor_lps, device, threshold, progress)
+        mask = network_mtv.mask > 0
+        filled = 0
+        if fill_holes:
+            before = int(mask.sum())
+            mask = fill_enclosed(mask)
+            filled = int(mask.sum()) - before
+        if within is not None:
+            mask &= within
+        masks[NETWORK] = mask.astype(np.uint8)
+        table[NETWORK] = {"label": MTV_METHODS[NETWORK], "available": True, "reason": "",
+                          "filled_voxels": filled, "anchor_voxel_zyx": list(anchor), **network_mtv.summary()}
+    else:
+        table[NETWORK] = {"label": MTV_METHODS[NETWORK], "available": False,
+                          "reason": "the model has no segmentation head"}
+
     if method not in masks:
         raise MTLRadiomicsError(f"the MTV method {method!r} cannot be used on this scan: {table[method]['reason']}")
 
@@ -110,8 +116,26 @@ def segment_lesion(pet: PetVolume, seed_lps: Sequence[float], method: str, netwo
     reference = masks[method] > 0
     for name, mask in masks.items():
         table[name]["dice_with_chosen"] = _dice(mask > 0, reference)
+    table = {name: table[name] for name in MTV_METHODS if name in table}
+    masks = {name: masks[name] for name in MTV_METHODS if name in masks}
     return LesionMtvs(chosen=method, seed_zyx=seed, masks=masks, table=table, check=check, network=network_mtv,
                       liver=liver, liver_reason=liver_reason, fill_holes=fill_holes)
+
+
+def lesion_anchor(pet: PetVolume, seed: tuple[int, int, int], region: Optional[np.ndarray]) -> tuple[int, int, int]:
+    """The lesion's hottest voxel (z, y, x): the hottest of ``region`` (the SUV >= 2.5 region of the
+    click) within ``ANCHOR_RADIUS_MM`` of ``seed``; the seed itself without a region."""
+    if region is None or not np.asarray(region).any():
+        return seed
+    from MTLRadiomicsLib.mtv.components import voxels_within
+
+    spacing_zyx = np.asarray(pet.spacing, dtype=float)[::-1]
+    box, sphere = voxels_within(pet.shape, seed, spacing_zyx, ANCHOR_RADIUS_MM)
+    near = sphere & (np.asarray(region)[box] > 0)
+    if not near.any():
+        return seed
+    local = np.unravel_index(int(np.argmax(np.where(near, pet.suv[box], -np.inf))), near.shape)
+    return tuple(int(v + b.start) for v, b in zip(local, box))  # type: ignore[return-value]
 
 
 def face_name(pet: PetVolume, array_axis: int, high: bool) -> str:

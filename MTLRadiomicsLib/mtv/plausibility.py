@@ -1,9 +1,11 @@
 """Is this MTV a lesion the scores can rest on? Checks that turn silent failures into warnings.
 
-An MTV is *invalid* for scoring when it is empty, when it had to stop growing at the size limit
-(it leaked beyond one lesion), or when it lies away from the point it was grown from; the outcome
-scores are then withheld. It earns a *caution* (scores shown with the warning) when it reaches the
-end of the scan, is tiny, huge, or barely FDG-avid.
+An MTV is *invalid* for scoring when it is empty, below the scanner's resolution, hardly FDG-avid,
+when it had to stop growing at the size limit (it leaked beyond one lesion), or when it lies away
+from the point it was grown from: there is then no plausible lesion and the outcome scores are
+withheld. It earns a *caution* (scores shown with the warning) when it reaches the end of the scan,
+is huge, or is much hotter than the tissue at the point. A point that does not lie in FDG-avid
+tissue gets its own warning (a coordinate in the wrong system often lands in such tissue).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ HOTTER_FACTOR = 4.0           # an MTV whose SUVmax exceeds the lesion at the po
                               # may have joined another, hotter structure (bladder, heart, another
                               # lesion) - or the point lies in a cold necrotic core: a caution
 POINT_RADIUS_MM = 10.0        # "the lesion at the point": its hottest voxel within this distance
+AVID_POINT_SUV = 2.5          # a point whose neighbourhood stays below this is not in FDG-avid tissue
 
 
 @dataclass
@@ -94,13 +97,13 @@ def check_mtv(mask: np.ndarray, suv: np.ndarray, spacing_xyz: tuple[float, float
                                 "continue beyond it, so MTV and TLG are lower bounds", False)
     volume_ml = float(inside.sum()) * float(np.prod(spacing_xyz)) / 1000.0
     if volume_ml < TINY_ML:
-        flag("tiny", f"the MTV is very small ({volume_ml:.2f} ml, below the scanner's resolution): its metrics "
-                     "and scores are unreliable", False)
+        flag("tiny", f"the MTV ({method_label}) is very small ({volume_ml:.2f} ml, below the scanner's "
+                     "resolution): no lesion the scores can rest on, so they are withheld; check the location", True)
     elif volume_ml > HUGE_ML:
         flag("huge", f"the MTV is very large ({volume_ml:.0f} ml): check that it holds one lesion only", False)
     if suv_max < LOW_SUVMAX:
-        flag("low_uptake", f"the MTV is hardly FDG-avid (SUVmax {suv_max:.2f}): check that the point lies in the "
-                           "lesion", False)
+        flag("low_uptake", f"the MTV ({method_label}) is hardly FDG-avid (SUVmax {suv_max:.2f}): no lesion the "
+                           "scores can rest on, so they are withheld; check that the point lies in the lesion", True)
     return check
 
 
@@ -110,3 +113,17 @@ def _hottest_near(suv: np.ndarray, seed_zyx: tuple[int, int, int], spacing_zyx: 
 
     box, sphere = voxels_within(suv.shape, seed_zyx, spacing_zyx, POINT_RADIUS_MM)
     return float(np.max(np.where(sphere, suv[box], -np.inf)))
+
+
+def point_avidity_warning(suv: np.ndarray, seed_zyx: tuple[int, int, int], spacing_xyz: tuple[float, float, float],
+                          system: str = "RAS") -> str:
+    """A warning ('' if none) when the given point does not lie in FDG-avid tissue: every voxel within
+    ``POINT_RADIUS_MM`` stays below ``AVID_POINT_SUV``."""
+    spacing_zyx = np.asarray(spacing_xyz, dtype=float)[::-1]
+    peak = _hottest_near(np.asarray(suv), tuple(int(v) for v in seed_zyx), spacing_zyx)
+    if peak >= AVID_POINT_SUV:
+        return ""
+    other = "LPS (add --lps)" if system.upper() == "RAS" else "RAS (drop --lps)"
+    return (f"the point does not lie in FDG-avid tissue (SUV {float(suv[tuple(seed_zyx)]):.2f} at the point, at most "
+            f"{peak:.2f} within {POINT_RADIUS_MM:g} mm): check the coordinates; they were read as "
+            f"{system.upper()}, and a point given in {other} lands elsewhere")
