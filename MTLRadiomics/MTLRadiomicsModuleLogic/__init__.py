@@ -10,6 +10,7 @@
 - dependencies: first-use installation of the engine's Python packages.
 - parameters: the module's parameter node (parameterNodeWrapper in Slicer).
 - sample_data: the synthetic sample PET for Slicer's Sample Data module.
+- slice_views: a result drawn by Slicer's slice pipeline (PET, heatmap, MTV outline) as RGB arrays or PNG.
 - analysis_logic: the logic class tying these together.
 """
 
