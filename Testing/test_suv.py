@@ -9,9 +9,9 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
 from MTLRadiomicsLib.errors import PetInputError
-from MTLRadiomicsLib.pet_input.suv import (PHILIPS_SUV_SCALE_TAG, SuvOverrides, parse_dicom_datetime,
-                                 parse_dicom_time, parse_user_time, suv_conversion_from_dicom,
-                                 suv_conversion_from_values)
+from MTLRadiomicsLib.pet_input.dicom_time import parse_dicom_datetime, parse_dicom_time, parse_user_time
+from MTLRadiomicsLib.pet_input.suv import (PHILIPS_SUV_SCALE_TAG, SuvOverrides, suv_conversion_from_dicom,
+                                           suv_conversion_from_values)
 
 HALF_LIFE = 6586.2
 

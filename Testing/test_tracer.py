@@ -121,6 +121,14 @@ def test_spect_in_series_description_is_refused():
     assert message.startswith("not F-18 FDG PET: ") and "xSPECT Quant Lu177" in message
 
 
+def test_spect_in_a_multi_valued_image_type_is_refused():
+    ds = pet_header()
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "RECON TOMO", "SPECT"]
+    assert "image type ORIGINAL\\PRIMARY\\RECON TOMO\\SPECT" in check_tracer(ds).refusal
+    ds.ImageType = ["ORIGINAL", "PRIMARY"]
+    assert check_tracer(ds).accepted
+
+
 def test_respect_is_not_spect():
     assert check_tracer(pet_header(description="PET WB respect protocol")).accepted
 

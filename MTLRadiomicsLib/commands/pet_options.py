@@ -7,7 +7,8 @@ import argparse
 from MTLRadiomicsLib.errors import PetInputError
 from MTLRadiomicsLib.pet_input.reading import load_pet
 from MTLRadiomicsLib.pet_input.pet_volume import PetVolume
-from MTLRadiomicsLib.pet_input.suv import SuvOverrides, parse_user_time
+from MTLRadiomicsLib.pet_input.dicom_time import parse_user_time
+from MTLRadiomicsLib.pet_input.suv import SuvOverrides
 
 
 def add_pet_options(parser: argparse.ArgumentParser) -> None:

@@ -13,7 +13,7 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 
 from MTLRadiomicsLib.errors import PetInputError
-from MTLRadiomicsLib.pet_input.suv import parse_dicom_date, parse_dicom_time
+from MTLRadiomicsLib.pet_input.dicom_time import parse_dicom_date, parse_dicom_time
 
 SLICE_GAP_TOLERANCE = 0.25   # a gap this fraction above the usual slice distance means missing slices
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Hashable, Optional, Sequence
 
 from MTLRadiomicsLib.errors import PetInputError
+from MTLRadiomicsLib.pet_input.dicom_time import parse_dicom_date, parse_dicom_datetime, parse_dicom_time
 from MTLRadiomicsLib.pet_input.suv import (PHILIPS_ACTIVITY_SCALE_TAG, PHILIPS_SUV_SCALE_TAG, SuvOverrides,
-                                           parse_dicom_date, parse_dicom_datetime, parse_dicom_time,
                                            private_number)
 
 MISSING = "missing"

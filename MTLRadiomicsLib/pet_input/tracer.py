@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from MTLRadiomicsLib.errors import PetInputError
+from MTLRadiomicsLib.pet_input.suv import F18_HALF_LIFE_S
 
-F18_HALF_LIFE_S = 6586.2
 HALF_LIFE_TOLERANCE = 0.02            # relative; vendors write 6586, 6586.2 or 6588 s
 MAX_FDG_ACTIVITY_MBQ = 2000.0
 NM_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.20"
@@ -191,6 +191,17 @@ def _text(ds: Any, keyword: str) -> str:
     return "" if value is None else str(value).strip()
 
 
+def _joined(ds: Any, keyword: str) -> str:
+    """A possibly multi-valued attribute as one text ('DERIVED\\SECONDARY')."""
+    value = ds.get(keyword, None)
+    if value is None or isinstance(value, str):
+        return _text(ds, keyword)
+    try:
+        return "\\".join(str(v).strip() for v in value)
+    except TypeError:
+        return str(value).strip()
+
+
 def _codes(item: Any, keyword: str) -> list[tuple[str, str]]:
     """(code value, code meaning) of every item of a code sequence."""
     sequence = item.get(keyword, None) if item is not None else None
@@ -289,9 +300,7 @@ def _acquisition_findings(ds: Any) -> list[str]:
         found.append(f"manufacturer model {model}")
     for keyword, label in (("ImageType", "image type"), ("SeriesDescription", "series description"),
                            ("ProtocolName", "protocol"), ("ReconstructionMethod", "reconstruction")):
-        value = ds.get(keyword, None)
-        text = "\\".join(map(str, value)) if isinstance(value, (list, tuple)) or type(value).__name__ == \
-            "MultiValue" else _text(ds, keyword)
+        text = _joined(ds, keyword)
         if text and _SPECT_TEXT.search(text):
             found.append(f"{label} {text}")
     present = [k for k in _NM_ATTRIBUTES if ds.get(k, None) not in (None, "")]
@@ -299,7 +308,8 @@ def _acquisition_findings(ds: Any) -> list[str]:
         found.append(f"gamma camera attributes {', '.join(present)}")
     windows = []
     for window in ds.get("EnergyWindowRangeSequence", None) or []:
-        low, high = _number(window.get("EnergyWindowLowerLimit", None)), _number(window.get("EnergyWindowUpperLimit", None))
+        low = _number(window.get("EnergyWindowLowerLimit", None))
+        high = _number(window.get("EnergyWindowUpperLimit", None))
         if low is not None and high is not None:
             windows.append((low, high))
     if windows and not any(low <= ANNIHILATION_KEV <= high for low, high in windows):
