@@ -316,3 +316,30 @@ def test_metric_features_reach_the_outcome_head():
     with pytest.raises(ValueError, match="PET metric features"):
         net(x)
     assert metric_vector({"suv_max": 0.0, "suv_peak": -1.0, "mtv_ml": 0.0, "tlg": 0.0}).tolist() == [0, 0, 0, 0]
+
+
+def test_metric_features_enter_standardised_and_the_weights_file_is_unchanged():
+    """(value - centre) / scale from the configuration: same weights, same output as pre-standardised input."""
+    plain = MultiTaskNet(named_config("tiny", metric_features=True, dropout=0.0)).eval()
+    standard = MultiTaskNet(named_config("tiny", metric_features=True, dropout=0.0, metric_center=(1, 2, 3, 4),
+                                         metric_scale=(2, 2, 2, 2))).eval()
+    assert set(plain.state_dict()) == set(standard.state_dict())
+    standard.load_state_dict(plain.state_dict())
+    x = torch.rand(1, 1, 32, 32, 32)
+    metrics = torch.tensor([[3.0, 4.0, 5.0, 6.0]])
+    expected = plain(x, metrics=(metrics - torch.tensor([1.0, 2.0, 3.0, 4.0])) / 2.0)["outcome"]
+    assert torch.allclose(standard(x, metrics=metrics)["outcome"], expected, atol=1e-6)
+    with pytest.raises(ValueError, match="go together"):
+        named_config("tiny", metric_features=True, metric_center=(0, 0, 0, 0))
+
+
+def test_the_heads_get_their_own_learning_rate():
+    from training.trainer import parameter_groups
+
+    network = MultiTaskNet(named_config("tiny", survival=True))
+    groups = parameter_groups(network, torch.nn.Linear(1, 1), 1e-4, 1e-3)
+    assert [g["lr"] for g in groups] == [1e-4, 1e-3]
+    heads = {id(p) for m in (network.outcome, network.survival, network.classification) for p in m.parameters()}
+    assert {id(p) for p in groups[1]["params"]} == heads
+    assert len(groups[0]["params"]) + len(groups[1]["params"]) == len(list(network.parameters())) + 2
+    assert len(parameter_groups(network, torch.nn.Linear(1, 1), 1e-4, 0.0)) == 1

@@ -33,6 +33,9 @@ class TrainingConfig:
                                   # "c_index" (higher)
     init_weights: str = ""        # a model folder whose matching tensors start the network (fine-tuning)
     patches_per_case: int = 4     # "patches"/"mixed": windows drawn from each case per epoch
+    head_lr: float = 0.0          # learning rate of the outcome, survival and pathology heads (0: lr); a few
+                                  # dozen patients give a few hundred steps, too few for the heads at a
+                                  # fine-tuning rate
 
 
 @dataclass

@@ -117,6 +117,12 @@ def _train(config: RunConfig, manifest: Path, out: Path, resume: bool, device: t
     train_loader = loader_class(train_set, batch_size=tc.batch_size, sampler=sampler, num_workers=tc.num_workers)
     val_loader = validation_loaders(val_records, config) if val_records else None
 
+    if config.model.metric_features and config.model.metric_center is None:
+        center, scale = metric_standardisation(train_records)
+        config.model = config.model.with_changes(metric_center=center, metric_scale=scale)
+        if ctx.is_main:
+            log("PET metric features standardised on the training cases: centre "
+                + ", ".join(f"{v:.2f}" for v in center) + "; scale " + ", ".join(f"{v:.2f}" for v in scale))
     network = MultiTaskNet(config.model).to(device)
     if tc.init_weights and not resume:
         loaded, total = initialise_from(network, tc.init_weights)
@@ -127,7 +133,7 @@ def _train(config: RunConfig, manifest: Path, out: Path, resume: bool, device: t
     if ctx.enabled:
         model = torch.nn.parallel.DistributedDataParallel(
             network, device_ids=[device.index] if device.type == "cuda" else None)
-    optimizer = torch.optim.Adam(list(network.parameters()) + list(criterion.parameters()), lr=tc.lr,
+    optimizer = torch.optim.Adam(parameter_groups(network, criterion, tc.lr, tc.head_lr), lr=tc.lr,
                                  weight_decay=tc.weight_decay)
     amp_dtype = autocast_dtype(device, tc.amp)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
@@ -353,3 +359,38 @@ def _final_evaluation(config, out, val_records, test_records, device, amp_dtype,
     card.held_out_metrics = final
     save_model(best.network, card, out / BEST_DIR)
     return final
+
+
+def metric_standardisation(records) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Mean and standard deviation (floored at 0.1) of the PET metric features of the cases'
+    reference masks: the fixed standardisation of the outcome heads' metric inputs."""
+    import numpy as np
+
+    from MTLRadiomicsLib.pet_input.masks import load_mask
+    from MTLRadiomicsLib.pet_input.reading import load_pet
+    from training.dataset import _metrics
+
+    rows = []
+    for record in records:
+        if not record.mask:
+            continue
+        pet = load_pet(record.pet)
+        mask = load_mask(record.mask, pet)
+        if np.asarray(mask).any():
+            rows.append(_metrics(pet, mask))
+    if len(rows) < 2:
+        raise ValueError("metric features need at least two training cases with a reference mask")
+    values = np.asarray(rows, dtype=float)
+    return (tuple(round(float(v), 4) for v in values.mean(0)),
+            tuple(round(float(max(v, 0.1)), 4) for v in values.std(0)))
+
+
+def parameter_groups(network, criterion, lr: float, head_lr: float) -> list[dict]:
+    """Adam's parameter groups: the outcome, survival and pathology heads at ``head_lr`` (when
+    set), everything else (and the loss weights) at ``lr``."""
+    heads = [m for m in (network.outcome, network.survival, network.classification) if m is not None]
+    head_ids = {id(p) for m in heads for p in m.parameters()}
+    rest = [p for p in network.parameters() if id(p) not in head_ids] + list(criterion.parameters())
+    if not head_lr or not head_ids:
+        return [{"params": rest + [p for m in heads for p in m.parameters()], "lr": lr}]
+    return [{"params": rest, "lr": lr}, {"params": [p for m in heads for p in m.parameters()], "lr": head_lr}]

@@ -6,7 +6,7 @@ Every combination of tasks and outcome features is a configuration, not a code c
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+from typing import Any, Optional
 
 ENCODER_SCALES = ("enc1", "enc2", "enc3", "enc4", "enc5")     # full, 1/2, 1/4, 1/8, 1/16 resolution
 DECODER_SCALES = ("dec4", "dec3", "dec2", "dec1")             # 1/8, 1/4, 1/2, full resolution
@@ -33,6 +33,8 @@ class ModelConfig:
         outcome (e.g. lung metastasis and overall survival of the same patients).
     metric_features: the outcome heads also take the classical PET metrics of the MTV (log SUVmax,
         SUVpeak, MTV, TLG; ``MTLRadiomicsLib.model.metric_features``), given to ``forward``.
+    metric_center, metric_scale: the metric features enter as (value - center) / scale, one number per
+        feature; set by training from its own training cases (None: as given).
     """
 
     name: str = "small"
@@ -52,6 +54,8 @@ class ModelConfig:
     global_features: bool = True
     survival: bool = False
     metric_features: bool = False
+    metric_center: Optional[tuple[float, ...]] = None
+    metric_scale: Optional[tuple[float, ...]] = None
     global_scales: tuple[str, ...] = ("enc3", "enc4", "enc5", "dec4", "dec3")
     tumour_channels: tuple[int, int] = (16, 32)
     class_hidden: tuple[int, int] = (128, 64)
@@ -63,6 +67,10 @@ class ModelConfig:
         self.tumour_channels = tuple(self.tumour_channels)  # type: ignore[assignment]
         self.class_hidden = tuple(self.class_hidden)  # type: ignore[assignment]
         self.outcome_hidden = tuple(self.outcome_hidden)  # type: ignore[assignment]
+        if self.metric_center is not None:
+            self.metric_center = tuple(float(v) for v in self.metric_center)
+        if self.metric_scale is not None:
+            self.metric_scale = tuple(float(v) for v in self.metric_scale)
         self.validate()
 
     def validate(self) -> None:
@@ -80,6 +88,11 @@ class ModelConfig:
         if not any((self.reconstruction, self.segmentation, self.classification, self.outcome,
                     self.detection)):
             raise ValueError("at least one task must be switched on")
+        if (self.metric_center is None) != (self.metric_scale is None) or (
+                self.metric_scale is not None and (len(self.metric_scale) != len(self.metric_center or ())
+                                                   or min(self.metric_scale) <= 0)):
+            raise ValueError("metric_center and metric_scale go together, one value per metric feature, "
+                             "every scale positive")
         if self.survival and (not self.outcome or self.outcome_kind != "binary"):
             raise ValueError("survival adds a Cox head beside a binary outcome: it needs outcome: true and "
                              "outcome_kind: binary (outcome_kind: survival alone gives a Cox outcome)")

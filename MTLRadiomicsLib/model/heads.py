@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 from torch import nn
 
@@ -51,11 +53,20 @@ class TumourFeatures(nn.Module):
 class OutcomeHead(nn.Module):
     """Tumour features, channel-wise GAP of multi-scale maps and/or ``extra`` features (the PET
     metrics), concatenated, then FC hidden[0] -> hidden[1] -> 1. Output (B,): response logit or log
-    hazard (risk). ``features`` returns the concatenated input vector (B, n_in): what the head sees."""
+    hazard (risk). ``features`` returns the concatenated input vector (B, n_in): what the head sees.
+    ``extra_center``/``extra_scale``: the extra features enter as (value - center) / scale (fixed,
+    from the model configuration, not learned and not in the weights file)."""
 
     def __init__(self, tumour_channels: tuple[int, int] | None, global_channels: int,
-                 hidden: tuple[int, int], dropout: float, extra: int = 0):
+                 hidden: tuple[int, int], dropout: float, extra: int = 0,
+                 extra_center: Sequence[float] | None = None, extra_scale: Sequence[float] | None = None):
         super().__init__()
+        center = torch.zeros(extra) if extra_center is None else torch.as_tensor(list(extra_center), dtype=torch.float32)
+        scale = torch.ones(extra) if extra_scale is None else torch.as_tensor(list(extra_scale), dtype=torch.float32)
+        if extra and (center.numel() != extra or scale.numel() != extra):
+            raise ValueError(f"the metric standardisation needs {extra} values")
+        self.register_buffer("extra_center", center, persistent=False)
+        self.register_buffer("extra_scale", scale, persistent=False)
         self.tumour = TumourFeatures(tumour_channels) if tumour_channels else None
         self.extra = extra
         n_in = (self.tumour.out_features if self.tumour else 0) + global_channels + extra
@@ -75,7 +86,7 @@ class OutcomeHead(nn.Module):
         if self.extra:
             if extra is None or extra.shape[-1] != self.extra:
                 raise ValueError(f"this outcome head needs {self.extra} PET metric features (metrics=...)")
-            parts.append(extra.to(pet.dtype))
+            parts.append(((extra - self.extra_center) / self.extra_scale).to(pet.dtype))
         return torch.cat(parts, dim=1)
 
     def forward(self, tumour: torch.Tensor | None, pet: torch.Tensor,

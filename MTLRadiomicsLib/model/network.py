@@ -55,9 +55,12 @@ class MultiTaskNet(nn.Module):
             global_channels = sum(channels[s] for s in config.global_scales) if config.global_features else 0
             tumour = config.tumour_channels if config.tumour_features else None
             extra = N_METRIC_FEATURES if config.metric_features else 0
-            self.outcome = OutcomeHead(tumour, global_channels, config.outcome_hidden, config.dropout, extra)
+            standard = (config.metric_center, config.metric_scale) if config.metric_features else (None, None)
+            self.outcome = OutcomeHead(tumour, global_channels, config.outcome_hidden, config.dropout, extra,
+                                       *standard)
             if config.survival:
-                self.survival = OutcomeHead(tumour, global_channels, config.outcome_hidden, config.dropout, extra)
+                self.survival = OutcomeHead(tumour, global_channels, config.outcome_hidden, config.dropout, extra,
+                                            *standard)
 
     def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None,
                 metrics: Optional[torch.Tensor] = None) -> dict:
