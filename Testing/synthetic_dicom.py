@@ -55,3 +55,25 @@ def make_lu177_xspect(ds: Dataset, _index: int = 0) -> None:
     for keyword in ("Radiopharmaceutical", "RadionuclideCodeSequence"):
         if keyword in rp:
             delattr(rp, keyword)
+
+
+def write_seg(path: Path, sources: list[Path], segments: dict[str, np.ndarray]) -> Path:
+    """A binary DICOM SEG (written by highdicom) over the slices ``sources``, one segment per entry of
+    ``segments`` (label -> uint8 array of shape (len(sources), rows, columns)), numbered from 1."""
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+
+    datasets = [pydicom.dcmread(f) for f in sources]
+    descriptions = [hd.seg.SegmentDescription(
+        segment_number=number, segment_label=label,
+        segmented_property_category=codes.SCT.MorphologicallyAbnormalStructure,
+        segmented_property_type=codes.SCT.Neoplasm, algorithm_type=hd.seg.SegmentAlgorithmTypeValues.MANUAL)
+        for number, label in enumerate(segments, start=1)]
+    pixels = np.stack([np.asarray(m, np.uint8) for m in segments.values()], axis=-1)
+    seg = hd.seg.Segmentation(
+        source_images=datasets, pixel_array=pixels, segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        segment_descriptions=descriptions, series_instance_uid=hd.UID(), series_number=300,
+        sop_instance_uid=hd.UID(), instance_number=1, manufacturer="test", manufacturer_model_name="test",
+        software_versions="1", device_serial_number="0")
+    seg.save_as(str(path))
+    return Path(path)

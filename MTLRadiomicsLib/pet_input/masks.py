@@ -14,6 +14,7 @@ from MTLRadiomicsLib.errors import MaskInputError
 from MTLRadiomicsLib.pet_input.reading import image_format
 from MTLRadiomicsLib.pet_input.pet_volume import PetVolume
 from MTLRadiomicsLib.pet_input.rtstruct import rasterise_rtstruct
+from MTLRadiomicsLib.pet_input.seg_input import read_seg
 
 GEOMETRY_TOLERANCE_MM = 1e-3
 
@@ -122,31 +123,7 @@ def _image_mask(path: Path, pet: PetVolume) -> np.ndarray:
 
 def _seg_mask(path: Path, pet: PetVolume, label: Optional[str]) -> np.ndarray:
     """Union of the SEG's segments (or the one labelled ``label``) on the PET slices it references."""
-    import highdicom as hd
-
-    if not pet.dicom_files:
-        raise MaskInputError(f"{path.name}: a DICOM SEG can only be read onto the PET DICOM series "
-                             "it references; load the PET from that DICOM folder")
-    try:
-        seg = hd.seg.segread(str(path))
-    except Exception as error:  # highdicom raises several types for malformed objects
-        raise MaskInputError(f"{path.name}: not a readable DICOM SEG ({error})") from None
-    numbers = seg.get_segment_numbers(segment_label=label) if label else seg.get_segment_numbers()
-    if not numbers:
-        labels = [str(d.SegmentLabel) for d in seg.SegmentSequence]
-        raise MaskInputError(f"{path.name}: no segment labelled {label!r}; it holds {', '.join(labels)}")
-    uids = [str(pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID) for f in pet.dicom_files]
-    referenced = {str(u[2]) for u in seg.get_source_image_uids()}
-    if referenced and not referenced & set(uids):
-        raise MaskInputError(f"{path.name} segments another series, not this PET")
-    try:
-        pixels = seg.get_pixels_by_source_instance(uids, segment_numbers=numbers,
-                                                   combine_segments=True, relabel=True)
-    except (ValueError, KeyError, RuntimeError) as error:
-        raise MaskInputError(f"{path.name}: cannot be placed on this PET series ({error})") from None
-    mask = (np.asarray(pixels) > 0).astype(np.uint8)
-    if mask.shape != pet.shape:
-        raise MaskInputError(f"{path.name}: SEG shape {mask.shape} does not match the PET {pet.shape}")
+    mask = read_seg(path, pet, label)
     if not mask.any():
         raise MaskInputError(f"{path.name}: the segment is empty on the PET grid")
     return mask
