@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -20,11 +21,34 @@ def check_output_dir(final: Path, overwrite: bool) -> None:
                                 "another --out")
 
 
+def current_umask() -> int:
+    """The process's umask (read by setting and restoring it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def apply_umask(folder: Path) -> None:
+    """Give ``folder`` and everything in it the permissions a plain mkdir/open would have given.
+
+    ``tempfile`` creates private (0700/0600) entries; colleagues sharing the output must be able to
+    read it as the user's umask allows: folders 0777 & ~umask, files 0666 & ~umask."""
+    mask = current_umask()
+    os.chmod(folder, 0o777 & ~mask)
+    for root, folders, files in os.walk(folder):
+        for names, mode in ((folders, 0o777 & ~mask), (files, 0o666 & ~mask)):
+            for name in names:
+                path = os.path.join(root, name)
+                if not os.path.islink(path):            # a link's target is not ours to change
+                    os.chmod(path, mode)
+
+
 @contextlib.contextmanager
 def atomic_output_dir(final: str | Path, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary folder beside ``final``; on success it replaces ``final`` in one rename.
 
-    On any error the temporary folder is removed and ``final`` is left as it was.
+    On any error the temporary folder is removed and ``final`` is left as it was. The folder and its
+    contents get the permissions of the user's umask (see ``apply_umask``).
     """
     final = Path(final).expanduser().absolute()
     check_output_dir(final, overwrite)
@@ -32,6 +56,7 @@ def atomic_output_dir(final: str | Path, overwrite: bool = False) -> Iterator[Pa
     work = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
     try:
         yield work
+        apply_umask(work)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise

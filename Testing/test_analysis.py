@@ -175,6 +175,25 @@ def test_existing_output_folder_is_kept_without_overwrite(wholebody, tiny_model,
     assert not (out / "mine.txt").exists() and (out / "result.json").exists()
 
 
+def test_outputs_have_the_permissions_of_the_users_umask(wholebody, tiny_model, tmp_path):
+    import os
+    import stat
+
+    x, y, z = wholebody["ras"]
+    previous = os.umask(0o027)                 # group may read, others nothing
+    try:
+        process = run_cli("analyze", wholebody["path"], "--out", tmp_path / "shared", "--model", tiny_model,
+                          "--point", x, y, z, "--samples", "2", "--progress", "none", "--mtv-method", "suv2.5")
+    finally:
+        os.umask(previous)
+    assert process.returncode == 0, process.stderr
+    out = tmp_path / "shared"
+    assert stat.S_IMODE(out.stat().st_mode) == 0o750
+    files = {p.name: stat.S_IMODE(p.stat().st_mode) for p in out.rglob("*")}
+    assert {"result.json", "report.pdf", "report.html", "mtv.nii.gz"} <= set(files)
+    assert set(files.values()) == {0o640}, files
+
+
 def test_a_failed_analysis_writes_nothing(wholebody, tiny_model, tmp_path):
     out = tmp_path / "never"
     process = run_cli("analyze", wholebody["path"], "--out", out, "--model", tiny_model,
