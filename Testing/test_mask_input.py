@@ -59,3 +59,104 @@ def test_a_seg_referencing_instances_outside_the_series_is_refused_in_one_short_
         load_mask(seg, pet)
     message = _one_short_line(error)
     assert "3 referenced instances are not in this PET series (first: " in message
+
+
+# ----------------------------------------------------------------- several segments or labels
+@pytest.fixture()
+def small():
+    from synthetic_dicom import small_pet
+
+    return small_pet()
+
+
+def _two_parts(shape) -> tuple[np.ndarray, np.ndarray]:
+    tumour, node = np.zeros(shape, np.uint8), np.zeros(shape, np.uint8)
+    tumour[2:4, 5:8, 5:8] = 1           # 18 voxels
+    node[0:2, 0:2, 0:2] = 1             # 8 voxels
+    return tumour, node
+
+
+def _write_image(array: np.ndarray, pet, path):
+    import SimpleITK as sitk
+
+    sitk.WriteImage(pet.copy_geometry_to(sitk.GetImageFromArray(array)), str(path))
+    return path
+
+
+def test_a_label_map_with_several_labels_is_refused_listing_them(small, tmp_path):
+    tumour, node = _two_parts(small.shape)
+    path = _write_image(tumour + 2 * node, small, tmp_path / "labels.nii.gz")
+    with pytest.raises(MaskInputError) as error:
+        load_mask(path, small)
+    message = _one_short_line(error)
+    assert "1 (18 voxels)" in message and "2 (8 voxels)" in message and "--segment" in message
+
+
+def test_segment_chooses_one_label_of_a_label_map(small, tmp_path):
+    tumour, node = _two_parts(small.shape)
+    path = _write_image(tumour + 2 * node, small, tmp_path / "labels.nii.gz")
+    assert np.array_equal(load_mask(path, small, segment="2"), node)
+    assert np.array_equal(load_mask(path, small, segment="1"), tumour)
+    for wrong in ("3", "GTV"):
+        with pytest.raises(MaskInputError) as error:
+            load_mask(path, small, segment=wrong)
+        assert "1 (18 voxels), 2 (8 voxels)" in _one_short_line(error)
+
+
+def test_a_seg_nrrd_with_two_segments_asks_for_segment(small, tmp_path):
+    from MTLRadiomicsLib.analysis.outputs import write_segments_nrrd
+
+    tumour, node = _two_parts(small.shape)
+    path = write_segments_nrrd({"GTV": tumour, "node": node}, small, tmp_path / "two.seg.nrrd")
+    with pytest.raises(MaskInputError) as error:
+        load_mask(path, small)
+    message = _one_short_line(error)
+    assert "GTV (18 voxels)" in message and "node (8 voxels)" in message
+    assert "--segment" in message and "--roi" not in message
+    assert np.array_equal(load_mask(path, small, segment="node"), node)
+    assert np.array_equal(load_mask(path, small, segment="GTV"), tumour)
+
+
+def test_a_dicom_seg_with_two_segments_asks_for_segment(dicom_pet, tmp_path):
+    from synthetic_dicom import write_seg
+
+    tumour, node = _two_parts(dicom_pet.shape)
+    seg = write_seg(tmp_path / "two.dcm", dicom_pet.dicom_files, {"GTV": tumour, "node": node})
+    with pytest.raises(MaskInputError) as error:
+        load_mask(seg, dicom_pet)
+    message = _one_short_line(error)
+    assert "GTV (18 voxels)" in message and "node (8 voxels)" in message and "--segment" in message
+    assert np.array_equal(load_mask(seg, dicom_pet, segment="node"), node)
+    assert np.array_equal(load_mask(seg, dicom_pet, segment="1"), tumour)        # by segment number
+
+
+@pytest.fixture(scope="module")
+def wholebody_pet(tmp_path_factory):
+    """A synthetic whole-body PET (NIfTI) and its tumour mask."""
+    import SimpleITK as sitk
+
+    from MTLRadiomicsLib.synth import wholebody_case
+
+    case = wholebody_case(5)
+    path = tmp_path_factory.mktemp("pet") / "wb.nii.gz"
+    sitk.WriteImage(case.pet.to_sitk(), str(path))
+    return path, case
+
+
+def test_rescore_segment_option(wholebody_pet, tiny_model, tmp_path):
+    import json
+
+    from cli_runner import assert_one_line_error, run_cli
+
+    path, case = wholebody_pet
+    tumour = case.mask > 0
+    stray = np.zeros_like(tumour)
+    stray[tuple(s // 2 for s in tumour.shape)] = True
+    labels = _write_image(tumour.astype(np.uint8) + 2 * (stray & ~tumour), case.pet, tmp_path / "labels.nii.gz")
+    common = ["--model", tiny_model, "--samples", "2", "--no-report", "--progress", "none"]
+    refused = run_cli("rescore", path, "--mask", labels, "--out", tmp_path / "a", *common)
+    assert_one_line_error(refused, f"1 ({int(tumour.sum())} voxels), 2 (1 voxel)", "--segment")
+    done = run_cli("rescore", path, "--mask", labels, "--segment", "1", "--out", tmp_path / "b", *common)
+    assert done.returncode == 0, done.stderr
+    metrics = json.loads((tmp_path / "b" / "result.json").read_text())["metrics"]
+    assert metrics["mtv_ml"] == pytest.approx(tumour.sum() * np.prod(case.pet.spacing) / 1000.0, rel=1e-4)

@@ -49,7 +49,7 @@ def test_sts001_values_equal_rescaled_pixels_times_factor(sts001_pet):
 
 
 def test_sts001_gtv_from_rtstruct_matches_expected(sts001_dir, sts001_pet, sts001_expected):
-    mask = load_mask(sts001_dir / "rtstruct" / "1-1.dcm", sts001_pet, roi="GTV_Mass")
+    mask = load_mask(sts001_dir / "rtstruct" / "1-1.dcm", sts001_pet, segment="GTV_Mass")
     metrics = compute_metrics(sts001_pet.suv, mask, sts001_pet.spacing)
     gtv = sts001_expected["gtv_mass"]
     assert close(metrics.suv_max, gtv["suvmax"])
@@ -61,7 +61,7 @@ def test_sts001_gtv_from_rtstruct_matches_expected(sts001_dir, sts001_pet, sts00
 
 def test_sts001_rtstruct_default_roi_and_edema(sts001_dir, sts001_pet):
     gtv = load_mask(sts001_dir / "rtstruct", sts001_pet)            # folder, default GTV_*
-    edema = load_mask(sts001_dir / "rtstruct" / "1-1.dcm", sts001_pet, roi="GTV_Edema")
+    edema = load_mask(sts001_dir / "rtstruct" / "1-1.dcm", sts001_pet, segment="GTV_Edema")
     assert gtv.sum() == 5095
     assert edema.sum() > gtv.sum()                               # edema surrounds the mass
 

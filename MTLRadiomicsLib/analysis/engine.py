@@ -97,7 +97,7 @@ def _analyze(pet_path: str | Path, out_dir: Path, options: AnalysisOptions, prog
         loaded.network.to(device)
     progress.stage("localisation", 0.2, "locating the lesion")
     with clock("localisation"):
-        mask_given = load_mask(edited_mask, pet) if edited_mask is not None else None
+        mask_given = load_mask(edited_mask, pet, options.mask_segment) if edited_mask is not None else None
         location, within = _locate(pet, options, loaded, mask_given, warnings)
         if location.method == "point":
             avidity = point_avidity_warning(pet.suv, _seed_zyx(pet, location.center_lps), pet.spacing,

@@ -18,7 +18,8 @@ class AnalysisOptions:
     default model). mtv_method: the MTV the scores use ('network' or a classical method of
     ``MTLRadiomicsLib.mtv.lesion.MTV_METHODS``); fill_holes: fill enclosed holes of every MTV.
     seed: the random seed of the uncertainty samples; None derives it from the input's SHA-256, so
-    the same input with the same options always gives the same numbers."""
+    the same input with the same options always gives the same numbers. mask_segment: the segment
+    or label of an edited mask file that holds several (``--segment``)."""
 
     point: Optional[tuple[float, float, float]] = None
     box: Optional[tuple[tuple[float, float, float], tuple[float, float, float]]] = None
@@ -36,3 +37,4 @@ class AnalysisOptions:
     mtv_method: str = "network"
     fill_holes: bool = False
     seed: Optional[int] = None
+    mask_segment: Optional[str] = None

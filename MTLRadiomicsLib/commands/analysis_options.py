@@ -65,4 +65,5 @@ def options_from_args(args: argparse.Namespace) -> AnalysisOptions:
         model=args.model or None, overrides=overrides_from_args(args),
         input_units=getattr(args, "input_units", None), series_uid=getattr(args, "series", None),
         report=not args.no_report, mtv_method=getattr(args, "mtv_method", "network"),
-        fill_holes=getattr(args, "fill_holes", False), seed=getattr(args, "seed", None))
+        fill_holes=getattr(args, "fill_holes", False), seed=getattr(args, "seed", None),
+        mask_segment=getattr(args, "segment", None))

@@ -16,6 +16,10 @@ def register(commands: argparse._SubParsersAction) -> None:
                     "same outputs as analyze, marked as edited.")
     add_pet_options(parser)
     parser.add_argument("--mask", required=True, metavar="EDITED", help="the edited MTV")
+    parser.add_argument("--segment", metavar="NAME|LABEL",
+                        help="the segment to use when the mask holds several: a segment name (.seg.nrrd, "
+                             "DICOM SEG label or number, RTSTRUCT ROI) or a label value (label-map image); "
+                             "without it such a mask is refused, listing what it holds")
     add_model_options(parser)
     parser.set_defaults(handler=run)
 

@@ -11,23 +11,26 @@ import SimpleITK as sitk
 from pydicom.errors import InvalidDicomError
 
 from MTLRadiomicsLib.errors import MaskInputError
+from MTLRadiomicsLib.pet_input.mask_choice import choose_segment
 from MTLRadiomicsLib.pet_input.reading import image_format
 from MTLRadiomicsLib.pet_input.pet_volume import PetVolume
 from MTLRadiomicsLib.pet_input.rtstruct import rasterise_rtstruct
-from MTLRadiomicsLib.pet_input.seg_input import read_seg
+from MTLRadiomicsLib.pet_input.seg_input import capped, read_seg
 
 GEOMETRY_TOLERANCE_MM = 1e-3
 
 
-def load_mask(path: str | Path, pet: PetVolume, roi: Optional[str] = None) -> np.ndarray:
+def load_mask(path: str | Path, pet: PetVolume, segment: Optional[str] = None) -> np.ndarray:
     """A binary mask on the PET grid: uint8 array, shape (z, y, x) as ``pet.suv``.
 
     Args:
-        path: a mask image (NIfTI, NRRD, MHA; any non-zero voxel is inside), an RTSTRUCT file or a
-            DICOM SEG file (or a folder holding exactly one of those).
+        path: a mask image (NIfTI, NRRD, MHA: a binary mask or a label map), a Slicer .seg.nrrd, an
+            RTSTRUCT file or a DICOM SEG file (or a folder holding exactly one of those).
         pet: the PET volume whose grid the mask is put on.
-        roi: the ROI (RTSTRUCT) or segment label (SEG) to read; by default the only one, or for
-            RTSTRUCT the first whose name starts with GTV.
+        segment: what to read when the file holds several (``--segment``): the label value of a
+            label map, the segment name of a .seg.nrrd, the ROI name of an RTSTRUCT (default: the
+            first whose name starts with GTV), the segment label or number of a DICOM SEG. Without
+            it a file with several non-empty segments or labels is refused, listing them.
     Image masks on another grid are resampled (nearest neighbour) onto the PET grid.
     """
     path = Path(path).expanduser()
@@ -36,39 +39,43 @@ def load_mask(path: str | Path, pet: PetVolume, roi: Optional[str] = None) -> np
     if path.is_dir():
         path = _single_dicom_object(path)
     if path.name.lower().endswith(".seg.nrrd"):
-        return _segmentation_file_mask(path, pet, roi)
+        return _segmentation_file_mask(path, pet, segment)
     if image_format(path) is not None:
-        return _image_mask(path, pet)
+        return _image_mask(path, pet, segment)
     try:
         header = pydicom.dcmread(str(path), stop_before_pixels=True)
     except (InvalidDicomError, OSError, ValueError, TypeError, AttributeError, EOFError):
         raise MaskInputError(f"{path.name}: not a mask image (NIfTI, NRRD, MHA) nor a DICOM file") from None
     modality = str(header.get("Modality", ""))
     if modality == "RTSTRUCT":
-        return rasterise_rtstruct(path, pet, roi)
+        return rasterise_rtstruct(path, pet, segment)
     if modality == "SEG":
-        return _seg_mask(path, pet, roi)
+        return _seg_mask(path, pet, segment)
     raise MaskInputError(f"{path.name} is DICOM {modality or 'without Modality'}, not RTSTRUCT or SEG")
 
 
 def _segmentation_file_mask(path: Path, pet: PetVolume, segment: Optional[str]) -> np.ndarray:
-    """One segment of a Slicer .seg.nrrd (by name; default MTV, else the only one) on the PET grid."""
+    """One segment of a Slicer .seg.nrrd (``segment`` by name or id, else the only non-empty one) on the
+    PET grid."""
     import slicerio
 
     try:
         segmentation = slicerio.read_segmentation(str(path))
     except Exception as error:  # slicerio/pynrrd raise several types for malformed files
-        raise MaskInputError(f"{path.name}: not a readable Slicer segmentation ({error})") from None
-    names = [s.get("name", s.get("id", "")) for s in segmentation.get("segments", [])]
-    if not names:
+        raise MaskInputError(f"{path.name}: not a readable Slicer segmentation ({capped(error)})") from None
+    segments = {str(s.get("name", s.get("id", ""))): s for s in segmentation.get("segments", [])}
+    if not segments:
         raise MaskInputError(f"{path.name} holds no segments")
-    name = segment or ("MTV" if "MTV" in names else (names[0] if len(names) == 1 else None))
-    if name not in names:
-        raise MaskInputError(f"{path.name}: choose a segment with --roi; it holds {', '.join(names)}")
-    info = slicerio.segment_from_name(segmentation, name)
     voxels = segmentation["voxels"]
-    layer = voxels[info.get("layer", 0)] if voxels.ndim == 4 else voxels
-    mask_ijk = (layer == info["labelValue"]).astype(np.uint8)
+
+    def voxels_of(info: dict) -> np.ndarray:
+        layer = voxels[info.get("layer", 0)] if voxels.ndim == 4 else voxels
+        return layer == info["labelValue"]
+
+    found = {name: int(np.count_nonzero(voxels_of(info))) for name, info in segments.items()}
+    aliases = {str(info["id"]): name for name, info in segments.items() if "id" in info}
+    name = choose_segment(found, segment, path.name, aliases=aliases)
+    mask_ijk = voxels_of(segments[name]).astype(np.uint8)
     image = sitk.GetImageFromArray(np.ascontiguousarray(np.transpose(mask_ijk, (2, 1, 0))))
     ijk = np.asarray(segmentation["ijkToLPS"], dtype=float)
     spacing = np.linalg.norm(ijk[:3, :3], axis=0)
@@ -104,14 +111,21 @@ def _same_grid(image: sitk.Image, pet: PetVolume) -> bool:
             and np.allclose(image.GetDirection(), pet.direction, atol=1e-5))
 
 
-def _image_mask(path: Path, pet: PetVolume) -> np.ndarray:
+def _image_mask(path: Path, pet: PetVolume, segment: Optional[str]) -> np.ndarray:
+    """A binary mask or one label of a label map (``segment``, else the only label) on the PET grid."""
     try:
         image = sitk.ReadImage(str(path))
     except RuntimeError:
         raise MaskInputError(f"{path.name}: cannot be read as a mask image (corrupt or not an image)") from None
     if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
         raise MaskInputError(f"{path.name}: a 3-D single-component mask is needed")
-    binary = sitk.Cast(sitk.NotEqual(image, 0), sitk.sitkUInt8)
+    values = sitk.GetArrayViewFromImage(image)
+    labels, counts = np.unique(values[values != 0], return_counts=True)
+    if not labels.size:
+        raise MaskInputError(f"{path.name}: the mask is empty (every voxel is 0)")
+    found = {_label_text(v): int(c) for v, c in zip(labels, counts)}
+    label = labels[list(found).index(choose_segment(found, _label_key(segment), path.name, "label"))]
+    binary = sitk.Cast(sitk.Equal(image, float(label)), sitk.sitkUInt8)
     if not _same_grid(binary, pet):
         binary = sitk.Resample(binary, pet.to_sitk(), sitk.Transform(), sitk.sitkNearestNeighbor, 0,
                                sitk.sitkUInt8)
@@ -121,9 +135,23 @@ def _image_mask(path: Path, pet: PetVolume) -> np.ndarray:
     return mask
 
 
-def _seg_mask(path: Path, pet: PetVolume, label: Optional[str]) -> np.ndarray:
-    """Union of the SEG's segments (or the one labelled ``label``) on the PET slices it references."""
-    mask = read_seg(path, pet, label)
+def _label_text(value: float) -> str:
+    return f"{float(value):g}"
+
+
+def _label_key(segment: Optional[str]) -> Optional[str]:
+    """--segment as a label value ('2', '2.0' -> '2'); a name stays as given (and is not found)."""
+    if segment is None:
+        return None
+    try:
+        return _label_text(float(segment))
+    except ValueError:
+        return segment
+
+
+def _seg_mask(path: Path, pet: PetVolume, segment: Optional[str]) -> np.ndarray:
+    """One segment of a DICOM SEG on the PET slices it references."""
+    mask = read_seg(path, pet, segment)
     if not mask.any():
         raise MaskInputError(f"{path.name}: the segment is empty on the PET grid")
     return mask

@@ -16,6 +16,7 @@ import pydicom
 from matplotlib.path import Path as PolygonPath
 
 from MTLRadiomicsLib.errors import MaskInputError
+from MTLRadiomicsLib.pet_input.mask_choice import names_listing
 from MTLRadiomicsLib.pet_input.pet_volume import PetVolume
 
 SLICE_TOLERANCE = 0.5   # a contour farther than this (in slices) from any slice centre is ignored
@@ -30,14 +31,14 @@ def choose_roi(names: list[str], roi: Optional[str], where: str) -> str:
     """The ROI asked for; else the only one; else the first whose name starts with GTV."""
     if roi is not None:
         if roi not in names:
-            raise MaskInputError(f"{where}: no ROI named {roi!r}; it holds {', '.join(names)}")
+            raise MaskInputError(f"{where}: no ROI named {roi!r}; it holds {names_listing(names)}")
         return roi
     if len(names) == 1:
         return names[0]
     gtv = [n for n in names if n.upper().startswith("GTV")]
     if gtv:
         return gtv[0]
-    raise MaskInputError(f"{where} holds several ROIs ({', '.join(names)}); choose one with --roi")
+    raise MaskInputError(f"{where} holds several ROIs ({names_listing(names)}); choose one with --segment NAME")
 
 
 def rasterise_rtstruct(path: Path, pet: PetVolume, roi: Optional[str] = None) -> np.ndarray:

@@ -9,6 +9,7 @@ import numpy as np
 import pydicom
 
 from MTLRadiomicsLib.errors import MaskInputError
+from MTLRadiomicsLib.pet_input.mask_choice import choose_segment
 from MTLRadiomicsLib.pet_input.pet_volume import PetVolume
 
 MAX_DETAIL = 120     # characters of a library's error message kept in ours
@@ -20,8 +21,9 @@ def capped(text: object, limit: int = MAX_DETAIL) -> str:
     return line if len(line) <= limit else line[:limit - 1] + "…"
 
 
-def read_seg(path: Path, pet: PetVolume, label: Optional[str]) -> np.ndarray:
-    """Union of the SEG's segments (or the one labelled ``label``) as a uint8 mask on the PET grid.
+def read_seg(path: Path, pet: PetVolume, segment: Optional[str]) -> np.ndarray:
+    """One segment of the SEG as a uint8 mask on the PET grid: ``segment`` (its label or number), or
+    the only non-empty one; several are refused, listing them with their voxel counts.
 
     Slices of the PET series the SEG does not reference are background. A SEG that references
     instances outside this series is refused, naming how many and the first one.
@@ -35,24 +37,32 @@ def read_seg(path: Path, pet: PetVolume, label: Optional[str]) -> np.ndarray:
         seg = hd.seg.segread(str(path))
     except Exception as error:  # highdicom raises several types for malformed objects
         raise MaskInputError(f"{path.name}: not a readable DICOM SEG ({capped(error)})") from None
-    numbers = seg.get_segment_numbers(segment_label=label) if label else seg.get_segment_numbers()
+    numbers = list(seg.get_segment_numbers())
     if not numbers:
-        labels = [str(d.SegmentLabel) for d in seg.SegmentSequence]
-        raise MaskInputError(f"{path.name}: no segment labelled {label!r}; it holds {', '.join(labels)}")
+        raise MaskInputError(f"{path.name} holds no segments")
     uids = [str(pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID) for f in pet.dicom_files]
     covered = _covered_slices(path, seg, uids)
     try:
-        pixels = seg.get_pixels_by_source_instance([uids[k] for k in covered], segment_numbers=numbers,
-                                                   combine_segments=True, relabel=True)
+        pixels = seg.get_pixels_by_source_instance([uids[k] for k in covered], segment_numbers=numbers)
     except (ValueError, KeyError, RuntimeError, IndexError) as error:
         raise MaskInputError(f"{path.name}: cannot be placed on this PET series ({capped(error)})") from None
     pixels = np.asarray(pixels)
-    if pixels.shape[1:] != pet.shape[1:]:
+    if pixels.shape[1:3] != pet.shape[1:]:
         raise MaskInputError(f"{path.name}: SEG frames of {pixels.shape[2]} x {pixels.shape[1]} pixels do not "
                              f"match the PET slices of {pet.shape[2]} x {pet.shape[1]}")
+    keys = _segment_keys(seg, numbers)
+    found = {key: int(np.count_nonzero(pixels[..., i])) for i, key in enumerate(keys)}
+    aliases = {str(number): key for number, key in zip(numbers, keys)}
+    chosen = keys.index(choose_segment(found, segment, path.name, aliases=aliases))
     mask = np.zeros(pet.shape, np.uint8)
-    mask[covered] = pixels > 0
+    mask[covered] = pixels[..., chosen] > 0
     return mask
+
+
+def _segment_keys(seg, numbers: list[int]) -> list[str]:
+    """Segment labels; a label that several segments share gets its number (``GTV#2``)."""
+    labels = [str(seg.get_segment_description(n).segment_label) for n in numbers]
+    return [label if labels.count(label) == 1 else f"{label}#{n}" for label, n in zip(labels, numbers)]
 
 
 def _covered_slices(path: Path, seg, uids: list[str]) -> list[int]:
