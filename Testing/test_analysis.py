@@ -150,6 +150,21 @@ def test_rescore_command_with_the_written_segmentation(analysed, wholebody, tiny
     assert json.loads((tmp_path / "r" / "result.json").read_text())["scores"]["mask_source"] == "edited"
 
 
+def test_rescore_records_the_mask_it_used(analysed, wholebody, tiny_model, tmp_path):
+    out, _ = analysed
+    mask = out / "segmentation.seg.nrrd"
+    process = run_cli("rescore", wholebody["path"], "--mask", mask, "--out", tmp_path / "r", "--model", tiny_model,
+                      "--samples", "2", "--progress", "none")
+    assert process.returncode == 0, process.stderr
+    saved = json.loads((tmp_path / "r" / "result.json").read_text())
+    sha = hashlib.sha256(mask.read_bytes()).hexdigest()
+    assert saved["input"]["edited_mask"] == str(mask)                 # as before: the path
+    assert saved["input"]["edited_mask_name"] == "segmentation.seg.nrrd"
+    assert saved["input"]["edited_mask_sha256"] == sha
+    html = (tmp_path / "r" / "report.html").read_text(encoding="utf-8")
+    assert "segmentation.seg.nrrd" in html and sha in html
+
+
 def test_progress_json_lines_for_front_ends(wholebody, tiny_model, tmp_path):
     x, y, z = wholebody["ras"]
     process = run_cli("analyze", wholebody["path"], "--out", tmp_path / "p", "--model", tiny_model, "--point",

@@ -179,6 +179,43 @@ def test_edited_mask_and_missing_series_facts(case, heatmaps, tmp_path):
         assert f"<th>{label}</th><td>—</td>" in html, label
 
 
+MASK_SHA = "9e1b7c55d0a4f3e2b8c6a1d7e4f0b3a5c2d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5"
+
+
+def pdf_texts(result, case, heatmaps) -> str:
+    """Every text drawn on the PDF page, joined by spaces."""
+    import matplotlib.pyplot as plt
+    from matplotlib.text import Text
+
+    from MTLRadiomicsLib.analysis.report import report_figure
+
+    fig = report_figure(result, case.pet, case.mask, heatmaps)
+    try:
+        return " ".join(t.get_text() for t in fig.findobj(Text))
+    finally:
+        plt.close(fig)
+
+
+def test_rescore_report_names_the_mask_and_its_sha256(case, heatmaps, tmp_path):
+    result = build_result(case, mask_source="edited")
+    result.input |= {"edited_mask": "/work/edits/edited-mtv-20240312.nrrd",
+                     "edited_mask_name": "edited-mtv-20240312.nrrd", "edited_mask_sha256": MASK_SHA}
+    pdf, html_path = write_report(result, case.pet, case.mask, heatmaps, tmp_path)
+    html = html_path.read_text(encoding="utf-8")
+    assert page_count(pdf) == 1
+    for text in (html, pdf_texts(result, case, heatmaps)):
+        assert "edited-mtv-20240312.nrrd" in text and MASK_SHA in text
+        assert "/work/edits" not in text
+
+
+def test_rescore_report_from_an_older_result_without_the_mask_hash(case, heatmaps, tmp_path):
+    result = build_result(case, mask_source="edited")
+    result.input |= {"edited_mask": "/work/edits/old-edit.nii.gz"}     # result.json before the mask hash
+    _, html_path = write_report(result, case.pet, case.mask, heatmaps, tmp_path)
+    html = html_path.read_text(encoding="utf-8")
+    assert "old-edit.nii.gz" in html and "SHA-256 not recorded" in html
+
+
 def test_survival_wording_and_empty_heatmaps(case, tmp_path):
     result = build_result(case, outcome_kind="survival")
     result.scores.uncertainty = "mean ± sd over 20 samples, test-time augmentation (flips, shifts)"

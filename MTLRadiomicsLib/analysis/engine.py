@@ -20,6 +20,7 @@ from MTLRadiomicsLib import __version__
 from MTLRadiomicsLib.analysis.devices import choose_device, is_out_of_memory
 from MTLRadiomicsLib.analysis.domain import DomainCheck, check_domain
 from MTLRadiomicsLib.analysis.field import place_field
+from MTLRadiomicsLib.analysis.file_hash import edited_mask_record
 from MTLRadiomicsLib.analysis.gradcam import gradcam_all_scales
 from MTLRadiomicsLib.analysis.inference import mask_to_crop, predict, prepare_input
 from MTLRadiomicsLib.analysis.options import AnalysisOptions
@@ -155,7 +156,7 @@ def _analyze(pet_path: str | Path, out_dir: Path, options: AnalysisOptions, prog
         created=dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
         input={"path": str(pet.source), "format": pet.source_format, "sha256": source_hash,
                "files": len(pet.dicom_files) or 1,
-               **({"edited_mask": str(edited_mask)} if edited_mask is not None else {})},
+               **(edited_mask_record(edited_mask) if edited_mask is not None else {})},
         pet={k: v for k, v in pet.summary().items() if k != "source"},
         model=_model_summary(loaded),
         location=location, scores=scores, metrics=metrics,

@@ -84,6 +84,7 @@ class ReportText:
     model_line: str = ""
     held_out_line: str = ""
     footer: str = RESEARCH_USE
+    edited_mask: str = ""                           # a rescore's mask: file name and SHA-256
 
 
 # --- formatting -------------------------------------------------------------------------------
@@ -174,6 +175,15 @@ def _facts(result: AnalysisResult, pet: Optional[PetVolume]) -> list[tuple[str, 
         ("SHA-256", _fingerprint(info)),
         ("SUV", _or_dash(conversion.get("method"))),
     ]
+
+
+def _edited_mask(info: dict[str, Any]) -> str:
+    """"Mask: <file name> · SHA-256 <hex>" for a rescore (older results hold the mask's path only)."""
+    path = info.get("edited_mask") or ""
+    name = info.get("edited_mask_name") or (Path(str(path)).name if path else "")
+    if not name:
+        return ""
+    return f"Mask: {name} · SHA-256 {info.get('edited_mask_sha256') or 'not recorded'}"
 
 
 def _estimate(est: Optional[Estimate]) -> str:
@@ -322,6 +332,7 @@ def report_text(result: AnalysisResult, pet: Optional[PetVolume] = None,
                  + (f" · {command}" if command else ""),
         intended_use=str(model.get("intended_use") or DEFAULT_INTENDED_USE),
         edited_note=EDITED_NOTE if scores.mask_source == "edited" else "",
+        edited_mask=_edited_mask(result.input or {}) if scores.mask_source == "edited" else "",
         warnings=[str(w) for w in result.warnings or []],
         facts=_facts(result, pet),
         metrics=[("SUVmax", format_metric("suv_max", metrics.get("suv_max")), "g/ml"),
@@ -451,6 +462,7 @@ def _banner(page: _Page, text: ReportText, top: float) -> float:
              _wrap(f"Intended use: {text.intended_use}", CONTENT_W - 0.3, 8.0, max_lines=3)]
     if text.edited_note:
         lines.append((text.edited_note, "bold", BANNER_EDGE))
+    lines += [(line, "normal", BANNER_EDGE) for line in _wrap(text.edited_mask, CONTENT_W - 0.3, 8.0, max_lines=2)]
     for warning in text.warnings[:3]:
         lines.append((_fit(f"Warning: {warning}", CONTENT_W - 0.3, 8.0), "normal", "#7a4a00"))
     if len(text.warnings) > 3:

@@ -69,6 +69,8 @@ def _banner(text: "ReportText") -> str:
     lines = [f'<p><strong>Intended use:</strong> {escape(text.intended_use)}</p>']
     if text.edited_note:
         lines.append(f'<p class="edited">{escape(text.edited_note)}</p>')
+    if text.edited_mask:
+        lines.append(f'<p>{escape(text.edited_mask)}</p>')
     lines += [f'<p class="warning">Warning: {escape(w)}</p>' for w in text.warnings]
     return '<section class="banner">\n' + "\n".join(lines) + "\n</section>"
 
