@@ -160,3 +160,75 @@ def test_rescore_segment_option(wholebody_pet, tiny_model, tmp_path):
     assert done.returncode == 0, done.stderr
     metrics = json.loads((tmp_path / "b" / "result.json").read_text())["metrics"]
     assert metrics["mtv_ml"] == pytest.approx(tumour.sum() * np.prod(case.pet.spacing) / 1000.0, rel=1e-4)
+
+
+# ----------------------------------------------------------------- images that are not masks
+def _refused(path, pet, *fragments) -> str:
+    with pytest.raises(MaskInputError) as error:
+        load_mask(path, pet)
+    message = _one_short_line(error)
+    for fragment in fragments:
+        assert fragment in message, message
+    return message
+
+
+def test_the_pet_itself_is_not_a_mask(small, tmp_path):
+    noisy = small.suv * np.random.default_rng(0).gamma(20.0, 0.05, small.shape).astype(np.float32)
+    path = _write_image(noisy, small, tmp_path / "pet_as_mask.nii.gz")
+    _refused(path, small, "non-integer values", "not a mask")
+
+
+def test_a_fractional_map_is_not_binarised_silently(small, tmp_path):
+    tumour, _ = _two_parts(small.shape)
+    path = _write_image((0.3 * tumour).astype(np.float32), small, tmp_path / "probability.nii.gz")
+    _refused(path, small, "non-integer values", "0.3")
+
+
+def test_a_ct_like_volume_is_not_a_mask(small, tmp_path):
+    ct = np.full(small.shape, -1000, np.int16)
+    ct[1:5, 2:10, 2:10] = 40
+    path = _write_image(ct, small, tmp_path / "ct.nii.gz")
+    _refused(path, small, "negative values", "-1000")
+
+
+def test_an_image_with_many_values_is_not_a_label_map(small, tmp_path):
+    counts = np.arange(np.prod(small.shape), dtype=np.int16).reshape(small.shape) % 50
+    path = _write_image(counts, small, tmp_path / "counts.nii.gz")
+    _refused(path, small, "49 distinct values", "not a binary mask or a label map")
+
+
+def test_a_mask_over_most_of_the_image_is_refused(small, tmp_path):
+    body = np.zeros(small.shape, np.uint8)
+    body[:4] = 1                                     # two thirds of the voxels
+    _refused(_write_image(body, small, tmp_path / "body.nii.gz"), small, "67% of the PET volume")
+    from MTLRadiomicsLib.analysis.outputs import write_seg_nrrd
+
+    _refused(write_seg_nrrd(body, small, tmp_path / "body.seg.nrrd"), small, "67% of the PET volume")
+
+
+def test_a_mask_of_more_than_five_litres_is_refused(tmp_path):
+    from MTLRadiomicsLib import PetVolume
+
+    pet = PetVolume(suv=np.ones((20, 40, 40), np.float32), spacing=(10.0, 10.0, 10.0), origin=(0.0, 0.0, 0.0),
+                    direction=(1, 0, 0, 0, 1, 0, 0, 0, 1))
+    block = np.zeros(pet.shape, np.uint8)
+    block[:6, :, :25] = 1                            # 6000 ml, 19% of the voxels
+    _refused(_write_image(block, pet, tmp_path / "block.nii.gz"), pet, "6000 ml")
+
+
+def test_binary_and_label_values_in_any_pixel_type_are_masks(small, tmp_path):
+    tumour, node = _two_parts(small.shape)
+    as_float = _write_image(tumour.astype(np.float32), small, tmp_path / "float.nii.gz")
+    assert np.array_equal(load_mask(as_float, small), tumour)
+    as_255 = _write_image((255 * tumour).astype(np.uint8), small, tmp_path / "255.nii.gz")
+    assert np.array_equal(load_mask(as_255, small), tumour)
+
+
+def test_rescore_refuses_the_pet_as_mask(wholebody_pet, tiny_model, tmp_path):
+    from cli_runner import assert_one_line_error, run_cli
+
+    path, _ = wholebody_pet
+    process = run_cli("rescore", path, "--mask", path, "--out", tmp_path / "r", "--model", tiny_model,
+                      "--no-report", "--progress", "none")
+    assert_one_line_error(process, "non-integer values", "not a mask")
+    assert not (tmp_path / "r").exists()

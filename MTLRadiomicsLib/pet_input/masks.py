@@ -11,6 +11,7 @@ import SimpleITK as sitk
 from pydicom.errors import InvalidDicomError
 
 from MTLRadiomicsLib.errors import MaskInputError
+from MTLRadiomicsLib.pet_input.mask_checks import check_label_count, check_mask_extent, check_mask_values
 from MTLRadiomicsLib.pet_input.mask_choice import choose_segment
 from MTLRadiomicsLib.pet_input.reading import image_format
 from MTLRadiomicsLib.pet_input.pet_volume import PetVolume
@@ -31,9 +32,18 @@ def load_mask(path: str | Path, pet: PetVolume, segment: Optional[str] = None) -
             label map, the segment name of a .seg.nrrd, the ROI name of an RTSTRUCT (default: the
             first whose name starts with GTV), the segment label or number of a DICOM SEG. Without
             it a file with several non-empty segments or labels is refused, listing them.
-    Image masks on another grid are resampled (nearest neighbour) onto the PET grid.
+    Image masks on another grid are resampled (nearest neighbour) onto the PET grid. What is not a
+    tumour mask is refused: negative or non-integer values, more than 20 labels, more than half the
+    scan or more than 5 l.
     """
     path = Path(path).expanduser()
+    mask = _read_mask(path, pet, segment)
+    check_mask_extent(mask, pet, path.name)
+    return mask
+
+
+def _read_mask(path: Path, pet: PetVolume, segment: Optional[str]) -> np.ndarray:
+    """The mask file (or the one RTSTRUCT/SEG in a folder) on the PET grid."""
     if not path.exists():
         raise MaskInputError(f"mask {path} does not exist")
     if path.is_dir():
@@ -120,7 +130,9 @@ def _image_mask(path: Path, pet: PetVolume, segment: Optional[str]) -> np.ndarra
     if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
         raise MaskInputError(f"{path.name}: a 3-D single-component mask is needed")
     values = sitk.GetArrayViewFromImage(image)
+    check_mask_values(values, path.name)
     labels, counts = np.unique(values[values != 0], return_counts=True)
+    check_label_count(labels, path.name)
     if not labels.size:
         raise MaskInputError(f"{path.name}: the mask is empty (every voxel is 0)")
     found = {_label_text(v): int(c) for v, c in zip(labels, counts)}
