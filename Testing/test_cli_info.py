@@ -66,3 +66,35 @@ def test_usage_errors_and_help():
     assert process.returncode == 0
     for option in ("--weight", "--dose", "--injection-time", "--input-units", "--json", "--series"):
         assert option in process.stdout
+
+
+@pytest.fixture()
+def bqml_nifti(tmp_path):
+    """A Bq/ml NIfTI: no units, no patient facts, no times in the file."""
+    array = np.random.default_rng(0).gamma(4.0, 0.2, (20, 30, 30)).astype(np.float32) * 6000.0
+    path = tmp_path / "bqml.nii.gz"
+    sitk.WriteImage(sitk.GetImageFromArray(array), str(path))
+    return path
+
+
+def test_bqml_nifti_without_decay_reference_is_one_line(bqml_nifti):
+    process = run_cli("info", bqml_nifti, "--input-units", "bqml", "--weight", "71", "--dose", "388.8")
+    assert_one_line_error(process, "--decay-corrected-to scan", "--decay-corrected-to injection")
+
+
+def test_info_on_a_bqml_nifti_shows_only_the_sources_given(bqml_nifti, sts001_expected):
+    facts = ["--input-units", "bqml", "--weight", "71", "--dose", "388.777472", "--half-life", "6588"]
+    process = run_cli("info", bqml_nifti, *facts, "--injection-time", "10:35", "--scan-time", "11:20:11",
+                      "--decay-corrected-to", "scan")
+    assert process.returncode == 0, process.stderr
+    out = process.stdout
+    assert "10:35:00  [--injection-time]" in out and "11:20:11  [--scan-time]" in out
+    assert "[--decay-corrected-to scan]" in out
+    assert "1900" not in out and "DecayCorrection" not in out and "(00" not in out
+    as_json = run_cli("info", bqml_nifti, *facts, "--injection-time", "10:35", "--scan-time", "11:20:11",
+                      "--decay-corrected-to", "scan", "--json")
+    factor = json.loads(as_json.stdout)["suv_conversion"]["factor"]
+    assert factor == pytest.approx(sts001_expected["suvbw_factor_g_per_bq"], rel=1e-4)   # STS_001's facts
+    admin = run_cli("info", bqml_nifti, *facts, "--decay-corrected-to", "injection")
+    assert admin.returncode == 0, admin.stderr
+    assert "[--decay-corrected-to injection]" in admin.stdout and "DecayCorrection" not in admin.stdout

@@ -65,7 +65,8 @@ def test_index_and_physical_points_agree_with_sitk(tmp_path):
 def test_bqml_nifti_with_manual_facts(tmp_path):
     array = pet_like() * 5000.0                                   # Bq/ml
     path = write(tmp_path / "bqml.nii.gz", array)
-    pet = load_pet(path, SuvOverrides(weight_kg=75, dose_mbq=300), input_units="bqml")
+    pet = load_pet(path, SuvOverrides(weight_kg=75, dose_mbq=300, decay_corrected_to="injection"),
+                   input_units="bqml")
     np.testing.assert_allclose(pet.suv, array * 75e3 / 3e8, rtol=1e-6)
     with pytest.raises(PetInputError, match="Bq/ml"):
         load_pet(path)                                            # read as SUV: implausible values

@@ -116,3 +116,24 @@ def test_mask_from_another_frame_of_reference_is_refused(sts001_dir, sts005_dir)
     pet = load_pet(sts005_dir / "image")
     with pytest.raises(MaskInputError, match="frame of reference"):
         load_mask(sts001_dir / "rtstruct" / "1-1.dcm", pet)
+
+
+def test_sts001_as_a_bqml_nifti_gives_the_dicom_suvs(tmp_path, sts001_pet):
+    """The scan's Bq/ml written to NIfTI: with the facts of its header and the decay reference of
+    its DICOM (START: corrected to the scan start) the SUVs are those of the DICOM series."""
+    import datetime as dt
+
+    import SimpleITK as sitk
+
+    from MTLRadiomicsLib.errors import PetInputError
+    from MTLRadiomicsLib.pet_input.suv import SuvOverrides
+
+    bqml = sts001_pet.suv / np.float32(sts001_pet.suv_conversion.factor)
+    path = tmp_path / "sts001_bqml.nii.gz"
+    sitk.WriteImage(sts001_pet.copy_geometry_to(sitk.GetImageFromArray(bqml)), str(path))
+    facts = dict(weight_kg=71.0, dose_mbq=388.777472, half_life_s=6588.0)
+    pet = load_pet(path, SuvOverrides(**facts, injection_time=dt.time(10, 35), scan_time=dt.time(11, 20, 11),
+                                      decay_corrected_to="scan"), input_units="bqml")
+    np.testing.assert_allclose(pet.suv, sts001_pet.suv, rtol=1e-4, atol=1e-4)
+    with pytest.raises(PetInputError, match="--decay-corrected-to"):
+        load_pet(path, SuvOverrides(**facts), input_units="bqml")      # once read 25 % low without a word

@@ -163,15 +163,46 @@ def test_missing_units_needs_overrides():
 def test_bqml_file_values_with_manual_facts():
     conv = suv_conversion_from_values("bqml", SuvOverrides(weight_kg=70, dose_mbq=350,
                                                            injection_time=dt.time(9, 0),
-                                                           scan_time=dt.time(10, 0)))
+                                                           scan_time=dt.time(10, 0), decay_corrected_to="scan"))
     assert conv.factor == pytest.approx(expected_factor(70, 3.5e8, 3600))
-    admin = suv_conversion_from_values("bqml", SuvOverrides(weight_kg=70, dose_mbq=350))
+    admin = suv_conversion_from_values("bqml", SuvOverrides(weight_kg=70, dose_mbq=350,
+                                                            decay_corrected_to="injection"))
     assert admin.factor == pytest.approx(70 * 1000 / 3.5e8)
     with pytest.raises(PetInputError, match="--dose"):
-        suv_conversion_from_values("bqml", SuvOverrides(weight_kg=70))
+        suv_conversion_from_values("bqml", SuvOverrides(weight_kg=70, decay_corrected_to="injection"))
     with pytest.raises(PetInputError, match="--scan-time"):
-        suv_conversion_from_values("bqml", SuvOverrides(weight_kg=70, dose_mbq=350,
+        suv_conversion_from_values("bqml", SuvOverrides(weight_kg=70, dose_mbq=350, decay_corrected_to="scan",
                                                         injection_time=dt.time(9, 0)))
+
+
+def test_bqml_file_values_need_their_decay_reference():
+    with pytest.raises(PetInputError) as error:
+        suv_conversion_from_values("bqml", SuvOverrides(weight_kg=70, dose_mbq=350))
+    message = str(error.value)
+    assert "--decay-corrected-to scan" in message and "--decay-corrected-to injection" in message
+    assert "\n" not in message
+    with pytest.raises(PetInputError, match="--injection-time and --scan-time"):
+        suv_conversion_from_values("bqml", SuvOverrides(weight_kg=70, dose_mbq=350, decay_corrected_to="scan"))
+    with pytest.raises(PetInputError, match="no decay"):
+        suv_conversion_from_values("bqml", SuvOverrides(weight_kg=70, dose_mbq=350, decay_corrected_to="injection",
+                                                        injection_time=dt.time(9, 0), scan_time=dt.time(10, 0)))
+    with pytest.raises(PetInputError, match="DecayCorrection"):          # a DICOM series says it itself
+        suv_conversion_from_dicom(header(), SuvOverrides(decay_corrected_to="scan"))
+
+
+def test_bqml_file_sources_are_the_options_given():
+    scan = suv_conversion_from_values("bqml", SuvOverrides(weight_kg=70, dose_mbq=350, decay_corrected_to="scan",
+                                                           injection_time=dt.time(9, 0), scan_time=dt.time(10, 0)))
+    assert scan.injection_datetime == "09:00:00" and scan.reference_datetime == "10:00:00"   # no made-up date
+    assert scan.sources["decay"] == "--decay-corrected-to scan"
+    admin = suv_conversion_from_values("bqml", SuvOverrides(weight_kg=70, dose_mbq=350, decay_corrected_to="injection"))
+    assert admin.sources["decay"] == "--decay-corrected-to injection"
+    for conv in (scan, admin):
+        assert not any("(00" in where or "Decay" in where for where in conv.sources.values()), conv.sources
+    dated = suv_conversion_from_values("bqml", SuvOverrides(
+        weight_kg=70, dose_mbq=350, decay_corrected_to="scan",
+        injection_time=dt.datetime(2024, 3, 5, 9, 0), scan_time=dt.datetime(2024, 3, 5, 10, 0)))
+    assert dated.injection_datetime == "2024-03-05T09:00:00"
 
 
 def test_parsers():

@@ -71,9 +71,12 @@ def format_summary(s: dict[str, Any]) -> str:
             value = value / 1e6
         where = conv["sources"].get(source_key, "")
         lines.append(f"  {source_key.replace('_', ' '):<12} {fmt.format(value)}  [{where}]")
+    decay_source = conv["sources"].get("decay")
     if conv.get("decay_factor") not in (None, 1.0):
         lines.append(f"  decay        x{conv['decay_factor']:.4f} over {conv['elapsed_s'] / 60:.1f} min "
-                     f"[{conv['sources'].get('decay', '')}]")
+                     f"[{decay_source or ''}]")
+    elif conv.get("decay_factor") == 1.0 and decay_source:
+        lines.append(f"  decay        none: values refer to the injection time  [{decay_source}]")
     lines.append(f"SUV          max {stats['suv_max']:.2f}, mean {stats['suv_mean']:.3f} "
                  f"(body, SUV > 0.1: {stats['suv_mean_body']:.3f}), min {stats['suv_min']:.2f}")
     return "\n".join(lines)

@@ -25,9 +25,13 @@ def add_pet_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--injection-time", metavar="TIME",
                        help="injection time, HH:MM[:SS] on the scan day or YYYY-MM-DDTHH:MM:SS")
     group.add_argument("--scan-time", metavar="TIME",
-                       help="scan (series) start the images are decay corrected to, same forms")
+                       help="scan (series) start, same forms")
     group.add_argument("--half-life", type=float, metavar="S",
                        help="radionuclide half-life in seconds (F-18: 6586)")
+    group.add_argument("--decay-corrected-to", choices=("scan", "injection"),
+                       help="for --input-units bqml (required there): the time the values are decay corrected "
+                            "to; scan: the scan start, as scanners usually export (the dose is decayed from "
+                            "--injection-time to --scan-time); injection: the injection time (no decay)")
 
 
 def overrides_from_args(args: argparse.Namespace) -> SuvOverrides:
@@ -52,7 +56,8 @@ def overrides_from_args(args: argparse.Namespace) -> SuvOverrides:
                         dose_mbq=positive("dose", get("dose")),
                         injection_time=when("injection-time", get("injection_time")),
                         half_life_s=positive("half-life", get("half_life")),
-                        scan_time=when("scan-time", get("scan_time")))
+                        scan_time=when("scan-time", get("scan_time")),
+                        decay_corrected_to=get("decay_corrected_to"))
 
 
 def load_pet_from_args(args: argparse.Namespace) -> PetVolume:

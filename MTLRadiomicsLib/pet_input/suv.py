@@ -39,6 +39,8 @@ class SuvOverrides:
     half_life_s: radionuclide half-life in seconds (--half-life).
     scan_time: reference date-time the images are decay corrected to (--scan-time); used for
         non-DICOM input in Bq/ml or when the series time is missing.
+    decay_corrected_to: for a Bq/ml image file, the time its values refer to (--decay-corrected-to):
+        'scan' (the scan start: the dose is decayed from injection to it) or 'injection' (no decay).
     """
 
     weight_kg: Optional[float] = None
@@ -46,10 +48,11 @@ class SuvOverrides:
     injection_time: Optional[dt.datetime | dt.time] = None
     half_life_s: Optional[float] = None
     scan_time: Optional[dt.datetime | dt.time] = None
+    decay_corrected_to: Optional[str] = None
 
     def any(self) -> bool:
         return any(v is not None for v in (self.weight_kg, self.dose_mbq, self.injection_time,
-                                           self.half_life_s, self.scan_time))
+                                           self.half_life_s, self.scan_time, self.decay_corrected_to))
 
 
 @dataclass
@@ -114,10 +117,18 @@ def _radiopharmaceutical(ds: Any) -> Any:
     return seq[0]
 
 
+UNKNOWN_DAY = dt.date(1900, 1, 1)   # stands for a date nobody gave; never shown
+
+
 def _combine(day: Optional[dt.date], time: Optional[dt.time]) -> Optional[dt.datetime]:
     if time is None:
         return None
-    return dt.datetime.combine(day or dt.date(1900, 1, 1), time)
+    return dt.datetime.combine(day or UNKNOWN_DAY, time)
+
+
+def _when(moment: dt.datetime, day_known: bool, sep: str = "T") -> str:
+    """ISO date-time, or only the time of day when no date was known."""
+    return moment.isoformat(sep=sep) if day_known else moment.time().isoformat()
 
 
 # --------------------------------------------------------------------------- main entry
@@ -137,6 +148,10 @@ def suv_conversion_from_dicom(
         PetInputError: naming the missing or unusable tag and the option that supplies it.
     """
     ov = overrides or SuvOverrides()
+    if ov.decay_corrected_to is not None:
+        raise PetInputError(
+            "--decay-corrected-to is for Bq/ml image files (--input-units bqml); a DICOM series states its "
+            "decay reference in DecayCorrection (0054,1102)")
     units = _tag_text(ds, "Units").upper() or "unknown"
     decay = _tag_text(ds, "DecayCorrection").upper() or None
     check_corrected_image(ds, units, decay)
@@ -278,9 +293,10 @@ def _bqml_to_suv(ds: Any, ov: SuvOverrides, units: str, decay: Optional[str],
     reference, sources["reference_time"] = _reference_datetime(ds, ov, acquisition_datetimes)
     injection, sources["injection_time"], day_assumed = _injection_datetime(ds, rp, ov, reference)
 
+    day_known = reference.date() != UNKNOWN_DAY
     elapsed = (reference - injection).total_seconds()
     if elapsed < 0:
-        injection, elapsed = _midnight_crossing(injection, reference, elapsed, day_assumed, sources)
+        injection, elapsed = _midnight_crossing(injection, reference, elapsed, day_assumed, sources, day_known)
     if elapsed > 24 * 3600:
         raise PetInputError(
             f"injection {injection.isoformat()} is {elapsed / 3600:.1f} h before the scan "
@@ -291,7 +307,7 @@ def _bqml_to_suv(ds: Any, ov: SuvOverrides, units: str, decay: Optional[str],
         method="SUVbw from Bq/ml, dose decayed from injection to series start",
         units_in_file=units, decay_correction=decay or "START", weight_kg=weight,
         injected_dose_bq=dose, half_life_s=half_life,
-        injection_datetime=injection.isoformat(), reference_datetime=reference.isoformat(),
+        injection_datetime=_when(injection, day_known), reference_datetime=_when(reference, day_known),
         elapsed_s=elapsed, decay_factor=decay_factor, sources=sources)
 
 
@@ -342,11 +358,12 @@ def _injection_datetime(ds: Any, rp: Any, ov: SuvOverrides,
 
 
 def _midnight_crossing(injection: dt.datetime, reference: dt.datetime, elapsed: float,
-                       day_assumed: bool, sources: dict[str, str]) -> tuple[dt.datetime, float]:
+                       day_assumed: bool, sources: dict[str, str],
+                       day_known: bool = True) -> tuple[dt.datetime, float]:
     """An injection that lies after the scan start: the previous day when only its time of day was
     known and the scan crossed midnight; otherwise refused."""
-    where = f"injection {injection.isoformat(sep=' ')} [{sources['injection_time']}] is " \
-            f"{-elapsed / 60:.0f} min after the scan start {reference.isoformat(sep=' ')} " \
+    where = f"injection {_when(injection, day_known, ' ')} [{sources['injection_time']}] is " \
+            f"{-elapsed / 60:.0f} min after the scan start {_when(reference, day_known, ' ')} " \
             f"[{sources['reference_time']}]"
     if not day_assumed:
         raise PetInputError(f"injection after the scan start: {where}; check the dates and times "
@@ -361,8 +378,16 @@ def _midnight_crossing(injection: dt.datetime, reference: dt.datetime, elapsed: 
     return injection - dt.timedelta(days=1), shifted
 
 
+DECAY_REFERENCES = ("scan", "injection")
+
+
 def suv_conversion_from_values(units: str, overrides: SuvOverrides) -> SuvConversion:
-    """SUV conversion for a non-DICOM file whose units the user states ('suv' or 'bqml')."""
+    """SUV conversion for a non-DICOM file whose units the user states ('suv' or 'bqml').
+
+    A Bq/ml file carries no decay reference, so the user states it (``decay_corrected_to``): 'scan'
+    (values decay corrected to the scan start; the dose is decayed from --injection-time to
+    --scan-time) or 'injection' (values refer to the injection time; the dose is used as is).
+    """
     if units.lower() == "suv":
         return SuvConversion(factor=1.0, method="values are SUV (stated with --input-units suv)",
                              units_in_file="SUV", sources={"units": "--input-units"})
@@ -373,12 +398,8 @@ def suv_conversion_from_values(units: str, overrides: SuvOverrides) -> SuvConver
     if missing:
         raise PetInputError(
             f"a Bq/ml file carries no patient facts; pass {' and '.join(missing)} to convert to SUV")
-    if (overrides.injection_time is None) != (overrides.scan_time is None):
-        raise PetInputError(
-            "pass both --injection-time and --scan-time (decay to the scan start), or neither "
-            "(values decay corrected to injection)")
-
-    decay = "START" if overrides.injection_time is not None else "ADMIN"
+    reference = _decay_reference(overrides)
+    decay = "START" if reference == "scan" else "ADMIN"
     header = {"Units": "BQML", "DecayCorrection": decay}
     half_life = overrides.half_life_s or F18_HALF_LIFE_S
     conversion = suv_conversion_from_dicom(
@@ -387,4 +408,33 @@ def suv_conversion_from_values(units: str, overrides: SuvOverrides) -> SuvConver
     if overrides.half_life_s is None and decay == "START":
         conversion.sources["half_life"] = "F-18 half-life (no --half-life given)"
     conversion.sources["units"] = "--input-units bqml"
+    conversion.sources["decay"] = f"--decay-corrected-to {reference}"
     return conversion
+
+
+def _decay_reference(overrides: SuvOverrides) -> str:
+    """'scan' or 'injection' as stated, with the times each needs (and only those)."""
+    reference = overrides.decay_corrected_to
+    if reference is None:
+        raise PetInputError(
+            "a Bq/ml file does not say when its values were decay corrected: pass --decay-corrected-to scan "
+            "(to the scan start, as PET scanners usually export; needs --injection-time and --scan-time) or "
+            "--decay-corrected-to injection (values already refer to the injection time)")
+    if reference not in DECAY_REFERENCES:
+        raise PetInputError(f"--decay-corrected-to must be 'scan' or 'injection', not {reference!r}")
+    given = [opt for opt, val in (("--injection-time", overrides.injection_time),
+                                  ("--scan-time", overrides.scan_time)) if val is not None]
+    if reference == "scan" and len(given) < 2:
+        raise PetInputError(
+            "--decay-corrected-to scan decays the dose from injection to the scan start: pass both "
+            "--injection-time and --scan-time")
+    if reference == "scan" and isinstance(overrides.injection_time, dt.datetime) != isinstance(
+            overrides.scan_time, dt.datetime):
+        raise PetInputError(
+            "give --injection-time and --scan-time in the same form: both as times of day (HH:MM[:SS]) or "
+            "both with their date (YYYY-MM-DDTHH:MM:SS)")
+    if reference == "injection" and given:
+        raise PetInputError(
+            f"--decay-corrected-to injection means no decay, so {' and '.join(given)} would be unused; "
+            "drop them, or use --decay-corrected-to scan")
+    return reference
