@@ -59,4 +59,4 @@ def check_suv_values(suv: np.ndarray, what: str) -> None:
     if vmax > MAX_PLAUSIBLE_SUV:
         raise PetInputError(
             f"{what} reaches {vmax:g}, far above any FDG SUV: the values look like Bq/ml or counts; "
-            "pass --input-units bqml with --weight and --dose to convert them")
+            "pass --input-units bqml with --weight, --dose and --decay-corrected-to to convert them")
