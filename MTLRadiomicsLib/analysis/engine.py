@@ -23,6 +23,7 @@ from MTLRadiomicsLib.analysis.field import place_field
 from MTLRadiomicsLib.analysis.file_hash import edited_mask_record
 from MTLRadiomicsLib.analysis.gradcam import gradcam_all_scales
 from MTLRadiomicsLib.analysis.inference import mask_to_crop, predict, prepare_input
+from MTLRadiomicsLib.analysis.library_warnings import CapturedWarnings, capture_warnings
 from MTLRadiomicsLib.analysis.options import AnalysisOptions
 from MTLRadiomicsLib.analysis.outputs import write_image_like, write_seg_nrrd, write_segments_nrrd
 from MTLRadiomicsLib.analysis.pet_grid import crop_to_pet
@@ -71,19 +72,22 @@ def analyze(pet_path: str | Path, out_dir: str | Path, options: Optional[Analysi
             progress: Optional[Progress] = None, overwrite: bool = False,
             edited_mask: Optional[str | Path] = None) -> AnalysisResult:
     """Analyse one PET scan and write all outputs to ``out_dir``; with ``edited_mask`` (re-scoring)
-    the given MTV replaces the predicted one for metrics and outcome scores."""
+    the given MTV replaces the predicted one for metrics and outcome scores. Warnings of the libraries
+    used (pydicom, ...) go into the result's warnings, not to the terminal."""
     progress = progress or Progress("none")
     try:
-        return _analyze(pet_path, Path(out_dir), options or AnalysisOptions(), progress, overwrite, edited_mask)
+        with capture_warnings([]) as captured:
+            return _analyze(pet_path, Path(out_dir), options or AnalysisOptions(), progress, overwrite, edited_mask,
+                            captured)
     finally:
         progress.close()        # a bar left open would garble the error line that follows
 
 
 def _analyze(pet_path: str | Path, out_dir: Path, options: AnalysisOptions, progress: Progress,
-             overwrite: bool, edited_mask: Optional[str | Path]) -> AnalysisResult:
+             overwrite: bool, edited_mask: Optional[str | Path], captured: CapturedWarnings) -> AnalysisResult:
     check_output_dir(out_dir, overwrite)
     clock = Stopwatch()
-    warnings: list[str] = []
+    warnings = captured.into              # the analysis's warnings; the libraries' are added as they come
 
     progress.stage("load", 0.02, "reading the PET volume")
     with clock("load"):
@@ -151,6 +155,7 @@ def _analyze(pet_path: str | Path, out_dir: Path, options: AnalysisOptions, prog
             heatmaps = {scale: np.clip(crop_to_pet(m, crop.reference, pet), 0.0, 1.0) for scale, m in crop_maps.items()}
     scores = _scores(prediction, loaded, options, "edited" if mask_given is not None else "predicted", check, domain)
     scores.seed = seed if prediction is not None else None
+    captured.library_last()
     result = AnalysisResult(
         engine_version=__version__, command="rescore" if mask_given is not None else "analyze",
         created=dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),

@@ -35,7 +35,7 @@ def add_mtv_options(parser: argparse.ArgumentParser) -> None:
 
     group = parser.add_argument_group("MTV (metabolic tumour volume)")
     group.add_argument("--mtv-method", choices=list(MTV_METHODS), default="network",
-                       help="the MTV the scores use: " + "; ".join(f"{k}: {v}" for k, v in MTV_METHODS.items())
+                       help="the MTV the scores use: " + "; ".join(f"{k}: {v}" for k, v in MTV_METHODS.items()).replace("%", "%%")
                             + " (default network; every method's MTV is listed in result.json and the report)")
     group.add_argument("--fill-holes", action="store_true",
                        help="fill holes enclosed by the MTV (necrotic cores), in 3-D and in every axial slice")

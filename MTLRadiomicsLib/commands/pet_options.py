@@ -15,6 +15,12 @@ def add_pet_options(parser: argparse.ArgumentParser) -> None:
     """Add PET, --series, --input-units and the SUV override options."""
     parser.add_argument("pet", metavar="PET",
                         help="PET volume: NIfTI (.nii/.nii.gz), NRRD, MHA file, or a DICOM folder")
+    add_suv_options(parser)
+
+
+def add_suv_options(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    """Add --series, --input-units and the SUV override options; return them (``batch`` reads the
+    same options from manifest columns named like their destinations: weight, input_units, ...)."""
     group = parser.add_argument_group("SUV (body weight)", "override or supply DICOM facts by hand")
     group.add_argument("--series", metavar="UID", help="SeriesInstanceUID to read when a DICOM "
                        "folder holds several PET series (default: the attenuation-corrected one)")
@@ -32,6 +38,7 @@ def add_pet_options(parser: argparse.ArgumentParser) -> None:
                        help="for --input-units bqml (required there): the time the values are decay corrected "
                             "to; scan: the scan start, as scanners usually export (the dose is decayed from "
                             "--injection-time to --scan-time); injection: the injection time (no decay)")
+    return list(group._group_actions)          # the actions just added to the group
 
 
 def overrides_from_args(args: argparse.Namespace) -> SuvOverrides:
