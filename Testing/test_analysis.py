@@ -310,3 +310,24 @@ def test_batch_reports_bad_cases_and_skips_finished_ones(wholebody, tiny_model, 
     rows = {r["case_id"]: r for r in csv.DictReader(open(tmp_path / "batch" / "summary.csv"))}
     assert rows["good"]["status"].startswith("skipped")
     assert second.returncode == 1
+
+
+def test_lesion_suv_max_and_its_position_when_the_mtv_misses_the_hottest_voxel(wholebody, tiny_model, tmp_path):
+    """An edited MTV without the lesion's hottest voxel: the MTV's SUVmax is lower, result.json holds
+    the lesion's SUVmax (the MTV and the voxels touching it) and where it is, in RAS mm."""
+    case = wholebody["case"]
+    mask = case.mask > 0
+    hottest = np.unravel_index(int(np.argmax(np.where(mask, case.pet.suv, -np.inf))), mask.shape)
+    edited = mask.copy()
+    edited[hottest] = False
+    image = case.pet.copy_geometry_to(sitk.GetImageFromArray(edited.astype(np.uint8)))
+    sitk.WriteImage(image, str(tmp_path / "edited.nii.gz"))
+    result = analyze(wholebody["path"], tmp_path / "r", AnalysisOptions(model=tiny_model, samples=2, report=False),
+                     edited_mask=tmp_path / "edited.nii.gz")
+    saved = json.loads((tmp_path / "r" / "result.json").read_text())["metrics"]
+    assert saved["suv_max"] < case.pet.suv[hottest]
+    assert saved["lesion_suv_max"] == pytest.approx(float(case.pet.suv[hottest]))
+    x, y, z = case.pet.index_to_physical(tuple(float(v) for v in hottest[::-1]))
+    np.testing.assert_allclose(saved["lesion_suv_max_ras"], (-x, -y, z), atol=1e-3)
+    assert result.metrics["lesion_suv_max"] == saved["lesion_suv_max"]
+    assert set(saved) >= {"suv_max", "suv_peak", "suv_mean", "mtv_ml", "tlg", "voxels"}

@@ -43,3 +43,19 @@ def test_peak_of_a_single_hot_voxel_is_diluted_by_the_sphere():
 def test_empty_mask_gives_zeros():
     m = compute_metrics(np.ones((5, 5, 5), np.float32), np.zeros((5, 5, 5), np.uint8), (2.0, 2.0, 2.0))
     assert m.voxels == 0 and m.mtv_ml == 0.0 and m.suv_peak == 0.0
+
+
+def test_lesion_hottest_voxel_counts_the_voxels_touching_the_mtv():
+    """A hot voxel just outside the contour (partial volume, a contour a voxel off) is the lesion's
+    SUVmax; a hotter one two voxels away is not the lesion's."""
+    from MTLRadiomicsLib.mtv.pet_metrics import lesion_hottest_voxel
+
+    suv = np.ones((20, 20, 20), np.float32)
+    mask = np.zeros(suv.shape, np.uint8)
+    mask[8:12, 8:12, 8:12] = 1
+    suv[10, 10, 10] = 5.0                      # the MTV's SUVmax
+    suv[11, 12, 12] = 9.0                      # diagonal neighbour of the MTV's corner region
+    suv[10, 10, 14] = 20.0                     # three voxels beyond the MTV
+    assert compute_metrics(suv, mask, (2.0, 2.0, 2.0)).suv_max == 5.0
+    assert lesion_hottest_voxel(suv, mask) == ((11, 12, 12), 9.0)
+    assert lesion_hottest_voxel(suv, np.zeros_like(mask)) is None

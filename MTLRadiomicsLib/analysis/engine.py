@@ -34,7 +34,7 @@ from MTLRadiomicsLib.model.model_file import LoadedModel, load_model
 from MTLRadiomicsLib.model.metric_features import metric_vector
 from MTLRadiomicsLib.model.registry import MODEL_ENV, default_model_dir, resolve_model  # noqa: F401
 from MTLRadiomicsLib.mtv.lesion import MTV_METHODS, LesionMtvs, segment_lesion
-from MTLRadiomicsLib.mtv.pet_metrics import compute_metrics
+from MTLRadiomicsLib.mtv.pet_metrics import compute_metrics, lesion_hottest_voxel
 from MTLRadiomicsLib.mtv.plausibility import MtvCheck, check_mtv, point_avidity_warning
 from MTLRadiomicsLib.output_dir import atomic_output_dir, check_output_dir
 from MTLRadiomicsLib.pet_input.masks import load_mask
@@ -127,6 +127,7 @@ def _analyze(pet_path: str | Path, out_dir: Path, options: AnalysisOptions, prog
     progress.stage("metrics", 0.4, "PET metrics of the MTV")
     with clock("metrics"):
         metrics = compute_metrics(pet.suv, mask, pet.spacing).to_dict()
+        metrics |= lesion_suv_max(pet, mask)
 
     prediction, heatmaps, domain = None, {}, None
     scoring = check.valid and bool(set(loaded.config.tasks) & {"outcome", "classification"})
@@ -263,6 +264,17 @@ def hottest_in(pet: PetVolume, region: np.ndarray) -> tuple[float, float, float]
     flat = int(np.argmax(np.where(region, pet.suv, -np.inf)))
     k, j, i = np.unravel_index(flat, pet.shape)
     return pet.index_to_physical((float(i), float(j), float(k)))
+
+
+def lesion_suv_max(pet: PetVolume, mask: np.ndarray) -> dict:
+    """result.json's lesion SUVmax (the hottest voxel of the MTV and the voxels touching it) and its
+    position in RAS mm; both None for an empty MTV."""
+    hottest = lesion_hottest_voxel(pet.suv, mask)
+    if hottest is None:
+        return {"lesion_suv_max": None, "lesion_suv_max_ras": None}
+    (k, j, i), value = hottest
+    x, y, z = pet.index_to_physical((float(i), float(j), float(k)))
+    return {"lesion_suv_max": value, "lesion_suv_max_ras": [round(v, 3) + 0.0 for v in (-x, -y, z)]}  # no -0.0
 
 
 def _seed_zyx(pet: PetVolume, point_lps) -> tuple[int, int, int]:

@@ -1,14 +1,18 @@
-"""PET metrics of a tumour mask: SUVmax, SUVpeak, SUVmean, MTV (ml) and TLG."""
+"""PET metrics of a tumour mask: SUVmax, SUVpeak, SUVmean, MTV (ml) and TLG, and the lesion's
+hottest voxel (the MTV and the voxels touching it)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Optional
 
 import numpy as np
 from scipy import ndimage
 
 PEAK_VOLUME_ML = 1.0          # SUVpeak: highest mean SUV in a 1 cm^3 sphere
 SUPERSAMPLING = 5             # sub-voxel samples per axis for the sphere's partial-volume weights
+LESION_RIM_VOXELS = 1         # the lesion's SUVmax also counts the voxels this close to the MTV (26-neighbours)
+LESION_SUV_MAX_DEFINITION = "hottest voxel of the MTV and the voxels touching it"
 
 
 @dataclass
@@ -70,3 +74,21 @@ def compute_metrics(suv: np.ndarray, mask: np.ndarray, spacing_xyz: tuple[float,
     mean = float(values.mean())
     return PetMetrics(suv_max=float(values.max()), suv_peak=suv_peak(suv, inside, spacing_xyz),
                       suv_mean=mean, mtv_ml=mtv, tlg=mean * mtv, voxels=voxels)
+
+
+def lesion_hottest_voxel(suv: np.ndarray, mask: np.ndarray) -> Optional[tuple[tuple[int, int, int], float]]:
+    """The lesion's hottest voxel (z, y, x) and its SUV: the hottest voxel of the MTV grown by
+    ``LESION_RIM_VOXELS`` voxel in every direction (its 26 neighbours), so that a hot voxel just
+    outside the contour (partial volume, a contour drawn a voxel off) still counts as the lesion's
+    SUVmax. None for an empty mask."""
+    inside = np.asarray(mask) > 0
+    if not inside.any():
+        return None
+    where = np.argwhere(inside)
+    lo = np.maximum(where.min(axis=0) - LESION_RIM_VOXELS, 0)
+    hi = np.minimum(where.max(axis=0) + LESION_RIM_VOXELS + 1, inside.shape)
+    box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
+    grown = ndimage.binary_dilation(inside[box], structure=np.ones((3, 3, 3), bool), iterations=LESION_RIM_VOXELS)
+    local = np.unravel_index(int(np.argmax(np.where(grown, suv[box], -np.inf))), grown.shape)
+    zyx = tuple(int(v + a) for v, a in zip(local, lo))
+    return zyx, float(suv[zyx])  # type: ignore[return-value]
