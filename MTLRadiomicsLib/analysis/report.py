@@ -27,6 +27,7 @@ from matplotlib.patches import FancyBboxPatch  # noqa: E402
 from MTLRadiomicsLib.analysis import report_figures as rf  # noqa: E402
 from MTLRadiomicsLib.analysis.report_html import render_html  # noqa: E402
 from MTLRadiomicsLib.analysis.result import AnalysisResult, Estimate  # noqa: E402
+from MTLRadiomicsLib.mtv.pet_metrics import LESION_SUV_MAX_DEFINITION  # noqa: E402
 from MTLRadiomicsLib.pet_input.pet_volume import PetVolume  # noqa: E402
 
 TITLE = "MTLRadiomics PET analysis"
@@ -77,6 +78,8 @@ class ReportText:
     mtv_methods: list[tuple[str, str]] = field(default_factory=list)   # method label, "ml · SUVmean · Dice"
     mtv_methods_short: list[tuple[str, str]] = field(default_factory=list)   # the same, short (the PDF)
     mtv_label: str = ""
+    lesion_note: str = ""                           # what the lesion SUVmax is and where
+    gradcam_note: str = ""                          # why heat can sit at the field's edge
     withheld: str = ""
     pathology_note: str = ""
     domain_note: str = ""
@@ -89,14 +92,30 @@ class ReportText:
 
 # --- formatting -------------------------------------------------------------------------------
 
+def number(value: float, digits: int) -> str:
+    """``value`` with ``digits`` decimals, never as a negative zero ("-0.0" is printed "0.0")."""
+    text = f"{float(value):.{digits}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0.0 else text
+
+
 def format_metric(key: str, value: Optional[float]) -> str:
     """SUVs with two decimals; MTV and TLG with one decimal from 10 upwards, else two."""
     if value is None or not np.isfinite(float(value)):
         return DASH
     value = float(value)
-    if key.startswith("suv"):
-        return f"{value:.2f}"
-    return f"{value:.1f}" if abs(value) >= 10 else f"{value:.2f}"
+    if key.startswith("suv") or key.startswith("lesion_suv"):
+        return number(value, 2)
+    return number(value, 1) if abs(value) >= 10 else number(value, 2)
+
+
+def format_cm(sizes_mm: Any) -> str:
+    """Sizes in mm as centimetres with one decimal, e.g. "9.6 × 9.6 × 9.6 cm"."""
+    return " × ".join(number(float(v) / 10.0, 1) for v in sizes_mm) + " cm"
+
+
+def format_point(point: Any) -> str:
+    """A position as "(x, y, z) mm", one decimal."""
+    return "(" + ", ".join(number(float(c), 1) for c in point) + ") mm"
 
 
 def _date(value: Any) -> str:
@@ -187,9 +206,9 @@ def _edited_mask(info: dict[str, Any]) -> str:
 
 
 def _estimate(est: Optional[Estimate]) -> str:
-    if est is None:
+    if est is None or not (np.isfinite(est.mean) and np.isfinite(est.sd)):
         return DASH
-    return est.text() if np.isfinite(est.mean) and np.isfinite(est.sd) else DASH
+    return f"{number(est.mean, 2)} ± {number(est.sd, 2)}"
 
 
 def _uncertainty(result: AnalysisResult) -> str:
@@ -235,12 +254,14 @@ def _excluded(items: list) -> str:
 
 def _location(result: AnalysisResult) -> list[tuple[str, str]]:
     loc = result.location
-    ras = ", ".join(f"{float(c):.1f}" for c in loc.center_ras)
-    crop = " × ".join(f"{float(c):g}" for c in loc.crop_size_mm) if loc.crop_size_mm else ""
+    crop = format_cm(loc.crop_size_mm) if loc.crop_size_mm else DASH
+    if loc.crop_size_mm and loc.field_center_lps is not None:
+        x, y, z = (float(c) for c in loc.field_center_lps)
+        crop += f", centred at {format_point((-x, -y, z))} RAS (the MTV's largest part)"
     rows = [
         ("Method", LOCATION_METHODS.get(loc.method, _or_dash(loc.method))),
-        ("Centre (RAS)", f"({ras}) mm"),
-        ("Analysed crop", f"{crop} mm" if crop else DASH),
+        ("Centre (RAS)", format_point(loc.center_ras)),
+        ("Network field", crop),
         ("Other candidates", _candidate_count(result)),
         ("Excluded regions", _excluded(loc.excluded)),
     ]
@@ -260,9 +281,29 @@ def _meaning(meaning: str, label: str) -> str:
     return meaning if meaning.startswith("(") else f"({meaning})"
 
 
+SYNTHETIC_WORDS = ("synthetic", "phantom")
+
+
+def _held_out_data(values: dict[str, Any], split: str, model: dict[str, Any]) -> tuple[str, bool]:
+    """What the held-out figures were measured on (the card's "data" label, else what the training
+    data were, else that the card does not say) and whether that is synthetic data."""
+    label = str(values.get("data") or "").strip()
+    source = str(((model or {}).get("training_data") or {}).get("source") or "").lower()
+    split_name = split.replace("_", " ")
+    if not label:
+        if any(w in source for w in SYNTHETIC_WORDS):
+            label = f"synthetic data, {split_name} split"
+        else:
+            label = f"{split_name} split; data not stated in the model card"
+    synthetic = any(w in label.lower() for w in SYNTHETIC_WORDS) or (
+        not values.get("data") and any(w in source for w in SYNTHETIC_WORDS))
+    return label, synthetic
+
+
 def held_out_summary(model: dict[str, Any]) -> str:
-    """One line of the model's held-out metrics and the data they were measured on: the
-    cross-validation if present, else the test split, else validation."""
+    """One line of the model's held-out metrics and the data they were measured on (the card's
+    label, n; synthetic data said as such): the cross-validation if present, else the test split,
+    else validation."""
     metrics = (model or {}).get("held_out_metrics") or {}
     if not isinstance(metrics, dict) or not metrics:
         return ""
@@ -278,8 +319,9 @@ def held_out_summary(model: dict[str, Any]) -> str:
     if not parts:
         return ""
     n = values.get("n") or values.get("cases")
-    where = str(values.get("data") or split.replace("_", " "))
-    return f"Held-out performance ({where}{f', n = {n}' if n else ''}): " + " · ".join(parts)
+    where, synthetic = _held_out_data(values, split, model)
+    line = f"Held-out performance ({where}{f', n = {n}' if n else ''}): " + " · ".join(parts)
+    return line + (" — measured on synthetic data, not on patient scans" if synthetic else "")
 
 
 SHORT_METHOD_LABELS = {"network": "Network", "suvmax40": "40 % SUVmax", "suvmax41": "41 % (EANM)",
@@ -319,10 +361,44 @@ def mtv_method_rows(result: AnalysisResult, short: bool = False) -> list[tuple[s
     return rows
 
 
+def _lesion(result: AnalysisResult, views: Optional[rf.Views]) -> tuple[Optional[float], Optional[tuple]]:
+    """The lesion's SUVmax and its RAS position (mm): result.json's, else from the views."""
+    metrics = result.metrics or {}
+    if "lesion_suv_max" in metrics:
+        ras = metrics.get("lesion_suv_max_ras")
+        return metrics["lesion_suv_max"], tuple(ras) if ras is not None else None
+    if views is None or views.mask_box is None:
+        return None, None
+    x, y, z = views.peak_lps()
+    return views.lesion_suv_max, (-x, -y, z)
+
+
+def _gradcam_texts(result: AnalysisResult, scales: list[str]) -> tuple[str, str]:
+    """The Grad-CAM caption (target, slice, the network's field) and the note on heat at its edge."""
+    crop_mm = result.location.crop_size_mm
+    field = f" · dashed square: the network's field ({format_cm(crop_mm)})" if crop_mm else ""
+    caption = (f"Target: {_target(result)} · axial slice through the lesion's hottest voxel · MTV contour "
+               f"white{field} · mm: voxel size of the scale's feature map")
+    crop = ((result.model or {}).get("preprocessing") or {}).get("crop_size")
+    known = [name for name in scales if name in rf.SCALE_DOWNSAMPLING]
+    coarse = ""
+    if crop and known:
+        name = max(known, key=lambda n: rf.SCALE_DOWNSAMPLING[n])
+        cells = " × ".join(str(max(1, int(c) // rf.SCALE_DOWNSAMPLING[name])) for c in reversed(crop))
+        coarse = f" ({name}: {cells} cells)"
+    note = (f"Each map is scaled to its own maximum. Coarse scales have few cells across the field{coarse}: "
+            "their heat fills blocks and often peaks at the field's edge or corner, where the network's zero "
+            "padding begins; heat there is not a finding.")
+    return caption, note
+
+
 def report_text(result: AnalysisResult, pet: Optional[PetVolume] = None,
-                scales: Optional[list[str]] = None) -> ReportText:
-    """All texts of the report from the result (and the PET's series facts and heatmap scales)."""
+                scales: Optional[list[str]] = None, views: Optional[rf.Views] = None) -> ReportText:
+    """All texts of the report from the result (and the PET's series facts, the heatmap scales and
+    the views, for the lesion's hottest voxel of older results)."""
     scores, metrics = result.scores, result.metrics or {}
+    lesion_max, lesion_ras = _lesion(result, views)
+    gradcam_caption, gradcam_note = _gradcam_texts(result, rf.ordered_scales(scales or []))
     command = "re-scored" if result.command == "rescore" else (result.command or "")
     model = result.model or {}
     model_name = model.get("name") or DASH
@@ -335,7 +411,8 @@ def report_text(result: AnalysisResult, pet: Optional[PetVolume] = None,
         edited_mask=_edited_mask(result.input or {}) if scores.mask_source == "edited" else "",
         warnings=[str(w) for w in result.warnings or []],
         facts=_facts(result, pet),
-        metrics=[("SUVmax", format_metric("suv_max", metrics.get("suv_max")), "g/ml"),
+        metrics=[("SUVmax (MTV)", format_metric("suv_max", metrics.get("suv_max")), "g/ml"),
+                 ("Lesion SUVmax", format_metric("lesion_suv_max", lesion_max), "g/ml"),
                  ("SUVpeak", format_metric("suv_peak", metrics.get("suv_peak")), "g/ml"),
                  ("SUVmean", format_metric("suv_mean", metrics.get("suv_mean")), "g/ml"),
                  ("MTV", format_metric("mtv_ml", metrics.get("mtv_ml")), "ml"),
@@ -346,18 +423,21 @@ def report_text(result: AnalysisResult, pet: Optional[PetVolume] = None,
         pathology=([] if scores.withheld else
                    ([("Survival risk (log HR)", _estimate(scores.survival))] if scores.survival is not None else [])
                    + [(f"Pathology: {name}", _estimate(est)) for name, est in scores.pathology.items()])
-        or [("Pathology", "withheld" if scores.withheld else "not predicted by this model")],
+        or [("Pathology", "withheld" if scores.withheld else
+              ("not shown" if scores.pathology_note else "not predicted by this model"))],
         pathology_note=scores.pathology_note,
         domain_note=(DOMAIN_OUTSIDE + ": " + "; ".join((result.domain or {}).get("reasons", []))
                      if scores.domain == "outside" else ""),
         mtv_methods=mtv_method_rows(result),
         mtv_methods_short=mtv_method_rows(result, short=True),
         mtv_label=str((result.mtv or {}).get("label", "")),
+        lesion_note=(f"Lesion SUVmax: {LESION_SUV_MAX_DEFINITION}, at {format_point(lesion_ras)} RAS (+ in "
+                     "the slices)" if lesion_ras is not None else ""),
         withheld=scores.withheld,
         uncertainty=_uncertainty(result),
         location=_location(result),
-        gradcam_caption=f"Target: {_target(result)} · axial slice through SUVmax · MTV contour white · "
-                        "mm = voxel size of the scale's feature map",
+        gradcam_caption=gradcam_caption,
+        gradcam_note=gradcam_note,
         scale_titles={name: f"{name} · {rf.scale_resolution(name, result)}".rstrip(" ·")
                       for name in rf.ordered_scales(scales or [])},
         model_line=f"Model: {model_name}",
@@ -373,26 +453,33 @@ PAGE_W, PAGE_H = 8.27, 11.69          # A4 portrait, inches
 MARGIN_X, MARGIN_TOP, MARGIN_BOTTOM = 0.45, 0.40, 0.38
 CONTENT_W = PAGE_W - 2 * MARGIN_X
 LINE = 0.165                          # table row height (in)
-FOOTER_H = 3 * LINE + 0.08
+WRAP_STEP = 0.14                      # further lines of a wrapped row (in)
+SMALL_STEP = 0.135                    # lines of 7 pt notes (in)
 BANNER_FILL, BANNER_EDGE = "#fff4d6", "#c0392b"
 LABEL_GREY = "#555555"
+MAX_WARNINGS = 4                      # more are counted, and all are in result.json
 
 
 class _Page:
-    """An A4 figure addressed in inches from the top-left corner."""
+    """An A4 figure addressed in inches from the top-left corner; ``draw=False`` measures only
+    (every call returns the same positions, nothing is drawn)."""
 
-    def __init__(self) -> None:
-        self.fig = plt.figure(figsize=(PAGE_W, PAGE_H))
+    def __init__(self, draw: bool = True) -> None:
+        self.fig = plt.figure(figsize=(PAGE_W, PAGE_H)) if draw else None
 
     def axes(self, left: float, top: float, width: float, height: float):
         return self.fig.add_axes([left / PAGE_W, 1 - (top + height) / PAGE_H, width / PAGE_W, height / PAGE_H])
 
     def text(self, x: float, y: float, s: str, **kw: Any) -> None:
+        if self.fig is None:
+            return
         kw.setdefault("va", "top")
         kw.setdefault("fontsize", 8)
         self.fig.text(x / PAGE_W, 1 - y / PAGE_H, s, **kw)
 
     def rule(self, x0: float, x1: float, y: float, colour: str = "#999999", width: float = 0.6) -> None:
+        if self.fig is None:
+            return
         self.fig.add_artist(Line2D([x0 / PAGE_W, x1 / PAGE_W], [1 - y / PAGE_H] * 2, color=colour,
                                    linewidth=width))
 
@@ -401,7 +488,16 @@ class _Page:
         self.rule(x, x + width, y + 0.19, colour="#1a3a5a", width=0.7)
         return y + 0.25
 
+    def lines(self, x: float, y: float, text: str, width: float, size: float = 7.0, step: float = SMALL_STEP,
+              **kw: Any) -> float:
+        """``text`` wrapped to ``width`` inches from ``y`` down; returns the y below it."""
+        for line in _wrap(text, width, size, weight=kw.get("fontweight", "normal")):
+            self.text(x, y, line, fontsize=size, **kw)
+            y += step
+        return y
 
+
+_MEASURE = _Page(draw=False)
 _MEASURE_DPI = 300
 _RENDERER = RendererAgg(10, 10, _MEASURE_DPI)
 
@@ -413,69 +509,92 @@ def _width_in(text: str, size: float, weight: str = "normal") -> float:
     return 1.03 * width / _MEASURE_DPI
 
 
-def _fit(text: str, width_in: float, size: float = 8.0, weight: str = "normal") -> str:
-    """``text``, shortened with an ellipsis where it would be wider than ``width_in`` inches."""
-    if _width_in(text, size, weight) <= width_in:
-        return text
-    lo, hi = 0, len(text)
-    while lo < hi:                                # longest prefix that fits with the ellipsis
-        mid = (lo + hi + 1) // 2
-        if _width_in(text[:mid].rstrip() + "…", size, weight) <= width_in:
-            lo = mid
-        else:
-            hi = mid - 1
-    return text[:lo].rstrip() + "…"
-
-
-def _wrap(text: str, width_in: float, size: float = 8.0, max_lines: int = 3, weight: str = "normal") -> list[str]:
-    """Greedy word wrap to ``width_in`` inches; the last line is shortened if more would follow."""
+def _wrap(text: str, width_in: float, size: float = 8.0, max_lines: Optional[int] = None,
+          weight: str = "normal") -> list[str]:
+    """Greedy word wrap to ``width_in`` inches. Nothing is ever cut: every word is kept, a word wider
+    than the width is split over lines (``max_lines`` is accepted for older callers and ignored)."""
     lines: list[str] = []
     current = ""
-    words = text.split()
-    for n, word in enumerate(words):
+    for word in _words(str(text or "")):
         trial = f"{current} {word}".strip()
-        if current and _width_in(trial, size, weight) > width_in:
-            lines.append(current)
-            current = word
-            if len(lines) == max_lines - 1:
-                current = " ".join(words[n:])
-                break
-        else:
+        if _width_in(trial, size, weight) <= width_in:
             current = trial
+            continue
+        if current:
+            lines.append(current)
+        current = word
+        while _width_in(current, size, weight) > width_in and len(current) > 1:   # a very long word
+            cut = max(1, max(n for n in range(1, len(current) + 1)
+                             if n == 1 or _width_in(current[:n], size, weight) <= width_in))
+            lines.append(current[:cut])
+            current = current[cut:]
     if current:
-        lines.append(_fit(current, width_in, size, weight))
+        lines.append(current)
     return lines
 
 
+def _words(text: str) -> list[str]:
+    """The words of ``text``; "9.6 × 9.6 cm" and "0.72 ± 0.05" stay together on one line."""
+    words: list[str] = []
+    pending = False
+    for word in text.split():
+        if words and (pending or word in BINDING):
+            words[-1] = f"{words[-1]} {word}"
+        else:
+            words.append(word)
+        pending = word in BINDING
+    return words
+
+
+BINDING = ("×", "±")
+
+
 def _rows(page: _Page, x: float, y: float, width: float, label_w: float, rows: list[tuple[str, str]],
-          bold_values: bool = False) -> float:
+          bold_values: bool = False, size: float = 8.0, label_size: float = 7.5) -> float:
+    """Label / value rows; a long label or value wraps onto further lines of its row."""
+    weight = "bold" if bold_values else "normal"
     for label, value in rows:
-        weight = "bold" if bold_values else "normal"
-        page.text(x, y, _fit(label, label_w - 0.05, 7.5), fontsize=7.5, color=LABEL_GREY)
-        page.text(x + label_w, y, _fit(value, width - label_w, 8.0, weight), fontsize=8, fontweight=weight)
-        y += LINE
+        labels = _wrap(label, label_w - 0.05, label_size) or [""]
+        values = _wrap(value, width - label_w, size, weight=weight) or [""]
+        for n, line in enumerate(labels):
+            page.text(x, y + n * WRAP_STEP, line, fontsize=label_size, color=LABEL_GREY)
+        for n, line in enumerate(values):
+            page.text(x + label_w, y + n * WRAP_STEP, line, fontsize=size, fontweight=weight)
+        y += LINE + (max(len(labels), len(values)) - 1) * WRAP_STEP
     return y
 
 
-def _banner(page: _Page, text: ReportText, top: float) -> float:
-    lines = [(line, "normal", "#222222") for line in
-             _wrap(f"Intended use: {text.intended_use}", CONTENT_W - 0.3, 8.0, max_lines=3)]
+def _banner_lines(text: ReportText) -> list[tuple[str, str, str, float]]:
+    """(line, weight, colour, step): each item's first line a row apart, its further lines closer."""
+    width = CONTENT_W - 0.3
+
+    def item(words: str, weight: str, colour: str) -> list[tuple[str, str, str, float]]:
+        return [(line, weight, colour, LINE if n == 0 else WRAP_STEP)
+                for n, line in enumerate(_wrap(words, width, 8.0, weight=weight))]
+
+    lines = item(f"Intended use: {text.intended_use}", "normal", "#222222")
     if text.edited_note:
-        lines.append((text.edited_note, "bold", BANNER_EDGE))
-    lines += [(line, "normal", BANNER_EDGE) for line in _wrap(text.edited_mask, CONTENT_W - 0.3, 8.0, max_lines=2)]
-    for warning in text.warnings[:3]:
-        lines.append((_fit(f"Warning: {warning}", CONTENT_W - 0.3, 8.0), "normal", "#7a4a00"))
-    if len(text.warnings) > 3:
-        lines.append((f"… and {len(text.warnings) - 3} more warnings (see result.json)", "normal", "#7a4a00"))
-    height = 0.12 + LINE * len(lines)
-    page.fig.add_artist(FancyBboxPatch(
-        (MARGIN_X / PAGE_W, 1 - (top + height) / PAGE_H), CONTENT_W / PAGE_W, height / PAGE_H,
-        boxstyle="round,pad=0,rounding_size=0.004", facecolor=BANNER_FILL, edgecolor=BANNER_EDGE,
-        linewidth=1.2, transform=page.fig.transFigure))
-    y = top + 0.07
-    for line, weight, colour in lines:
+        lines += item(text.edited_note, "bold", BANNER_EDGE)
+    lines += item(text.edited_mask, "normal", BANNER_EDGE)
+    for warning in text.warnings[:MAX_WARNINGS]:
+        lines += item(f"Warning: {warning}", "normal", "#7a4a00")
+    if len(text.warnings) > MAX_WARNINGS:
+        lines += item(f"{len(text.warnings) - MAX_WARNINGS} more warnings: see result.json", "normal", "#7a4a00")
+    return lines
+
+
+def _banner(page: _Page, text: ReportText, top: float) -> float:
+    lines = _banner_lines(text)
+    height = 0.12 + sum(step for *_, step in lines)
+    if page.fig is not None:
+        page.fig.add_artist(FancyBboxPatch(
+            (MARGIN_X / PAGE_W, 1 - (top + height) / PAGE_H), CONTENT_W / PAGE_W, height / PAGE_H,
+            boxstyle="round,pad=0,rounding_size=0.004", facecolor=BANNER_FILL, edgecolor=BANNER_EDGE,
+            linewidth=1.2, transform=page.fig.transFigure))
+    y = top + 0.07 - LINE
+    for line, weight, colour, step in lines:
+        y += step
         page.text(MARGIN_X + 0.15, y, line, fontsize=8, fontweight=weight, color=colour)
-        y += LINE
     return top + height
 
 
@@ -491,56 +610,50 @@ def _facts_block(page: _Page, text: ReportText, top: float) -> float:
     y = page.heading(MARGIN_X, top, CONTENT_W, "Patient and series")
     half = (len(text.facts) + 1) // 2
     column_w = (CONTENT_W - 0.2) / 2
-    bottom = _rows(page, MARGIN_X, y, column_w, 0.85, text.facts[:half])
-    _rows(page, MARGIN_X + column_w + 0.2, y, column_w, 0.85, text.facts[half:])
-    return bottom
+    left = _rows(page, MARGIN_X, y, column_w, 0.85, text.facts[:half])
+    right = _rows(page, MARGIN_X + column_w + 0.2, y, column_w, 0.85, text.facts[half:])
+    return max(left, right)
 
 
-def _score_rows(text: ReportText) -> int:
-    return (3 + bool(text.outcome_meaning) + len(text.pathology) + (2 if text.withheld else 0)
-            + (2 if text.pathology_note else 0) + (2 if text.domain_note else 0))
+def _domain_line(text: ReportText) -> str:
+    """The domain note of the scores; its reasons only once on the page when a warning gives them."""
+    reasons = text.domain_note.split(": ", 1)[-1]
+    if reasons and any(reasons in w for w in text.warnings[:MAX_WARNINGS]):
+        return f"{DOMAIN_OUTSIDE} (why: see the warning above)"
+    return text.domain_note
 
 
 def _tables_height(text: ReportText) -> float:
-    return (0.25 + max(len(text.metrics) + bool(text.mtv_label), _score_rows(text)) * LINE + 0.12 + 0.25
-            + len(text.location) * LINE)
+    return _tables(_MEASURE, text, RIGHT_X, 0.0, RIGHT_W)
 
 
 def _tables(page: _Page, text: ReportText, x: float, top: float, width: float) -> float:
-    left_w, gap = 1.85, 0.2
+    left_w, gap = 2.3, 0.2
     right_x, right_w = x + left_w + gap, width - left_w - gap
-    y = page.heading(x, top, left_w, "PET metrics (MTV)")
+    y = page.heading(x, top, left_w, "PET metrics")
     for name, value, unit in text.metrics:
         page.text(x, y, name, fontsize=7.5, color=LABEL_GREY)
-        page.text(x + 1.05, y, value, fontsize=8.5, fontweight="bold", ha="right")
-        page.text(x + 1.12, y, unit, fontsize=7.5, color=LABEL_GREY)
+        page.text(x + 1.25, y, value, fontsize=8.5, fontweight="bold", ha="right")
+        page.text(x + 1.32, y, unit, fontsize=7.5, color=LABEL_GREY)
         y += LINE
     if text.mtv_label:
-        page.text(x, y, _fit(f"MTV: {text.mtv_label}", left_w, 7.0), fontsize=7, color=LABEL_GREY)
-        y += LINE
+        y = page.lines(x, y, f"MTV: {text.mtv_label}", left_w, color=LABEL_GREY)
+    if text.lesion_note:
+        y = page.lines(x, y + 0.03, text.lesion_note, left_w, color=LABEL_GREY)
     left_bottom = y
     y = page.heading(right_x, top, right_w, "Scores")
-    label_w = 1.75
+    label_w = 1.6
     if text.domain_note:
-        for line in _wrap(text.domain_note, right_w, 7.0, max_lines=2):
-            page.text(right_x, y, line, fontsize=7, color=BANNER_EDGE, fontweight="bold")
-            y += LINE
+        y = page.lines(right_x, y, _domain_line(text), right_w, color=BANNER_EDGE, fontweight="bold")
     y = _rows(page, right_x, y, right_w, label_w, [text.outcome], bold_values=True)
     if text.outcome_meaning:
-        page.text(right_x, y, _fit(text.outcome_meaning, right_w, 7.0), fontsize=7, color=LABEL_GREY)
-        y += LINE
+        y = page.lines(right_x, y, text.outcome_meaning, right_w, color=LABEL_GREY)
     y = _rows(page, right_x, y, right_w, label_w, text.pathology)
     if text.pathology_note:
-        for line in _wrap(f"Pathology {text.pathology_note}", right_w, 7.0, max_lines=2):
-            page.text(right_x, y, line, fontsize=7, color=LABEL_GREY)
-            y += LINE
+        y = page.lines(right_x, y, f"Pathology {text.pathology_note}", right_w, color=LABEL_GREY)
     if text.withheld:
-        for line in _wrap(f"Withheld: {text.withheld}", right_w, 7.0, max_lines=3):
-            page.text(right_x, y, line, fontsize=7, color=BANNER_EDGE)
-            y += LINE
-    for line in _wrap(f"Uncertainty: {text.uncertainty}", right_w, 7.0, max_lines=2):
-        page.text(right_x, y, line, fontsize=7, color=LABEL_GREY)
-        y += LINE
+        y = page.lines(right_x, y, f"Withheld: {text.withheld}", right_w, color=BANNER_EDGE)
+    y = page.lines(right_x, y, f"Uncertainty: {text.uncertainty}", right_w, color=LABEL_GREY)
     y = max(left_bottom, y) + 0.12
     y = page.heading(x, y, width, "Location")
     return _rows(page, x, y, width, 1.2, text.location)
@@ -548,62 +661,119 @@ def _tables(page: _Page, text: ReportText, x: float, top: float, width: float) -
 
 @dataclass
 class _Layout:
-    """Vertical sizes (in) of the middle block and the Grad-CAM block."""
+    """Sizes (in) of the middle block and the Grad-CAM block, the heatmap rows, and what goes
+    beside the heatmaps (``aside``: "note+guide", "guide" or ""; the rest goes under the heading)."""
 
     slice_panel: float
     heat_panel: float
     middle_h: float
     gradcam_h: float
+    heat_rows: list[list[str]] = field(default_factory=list)
+    aside: str = "guide"
 
 
-RIGHT_X = MARGIN_X + 2.15 + 0.22                  # left edge of the slices and tables column
+RIGHT_X = MARGIN_X + 1.85 + 0.22                  # left edge of the slices and tables column
 RIGHT_W = PAGE_W - MARGIN_X - RIGHT_X
+MIP_W = RIGHT_X - 0.22 - MARGIN_X
 SLICE_GAP, HEAT_GAP, HEAT_BAR_W = 0.12, 0.1, 0.55
-SLICE_FIXED = 0.25 + 0.2 + 0.3                     # heading, view titles, caption
+SLICE_FLOOR = 0.7                                 # the smallest slices (in) of a page full of text
 
 
-def _layout(text: ReportText, available: float, heat_rows: int) -> _Layout:
-    """Panel sizes that fill ``available`` inches: largest first, shrunk together when short."""
+def _slice_caption(views: rf.Views) -> str:
+    side = number(views.field() / 10.0, 1)
+    return (f"MTV contour red · + lesion's hottest voxel · SUV 0–{views.window:g}, inverted grey · "
+            f"field of view {side} × {side} cm")
+
+
+def _slice_fixed(views: rf.Views) -> float:
+    """Heading, view titles and caption of the slices (in)."""
+    return 0.25 + 0.2 + 0.06 + SMALL_STEP * len(_wrap(_slice_caption(views), RIGHT_W, 7.0)) + 0.1
+
+
+def _aside_text(text: ReportText, aside: str) -> str:
+    return {"note+guide": f"{rf.HEATMAP_GUIDE_SHORT} {text.gradcam_note}".strip(),
+            "guide": rf.HEATMAP_GUIDE_SHORT}.get(aside, "")
+
+
+def _gradcam_caption_lines(text: ReportText, aside: str) -> list[str]:
+    """The lines under the Grad-CAM heading: the caption and whatever does not go beside the panels."""
+    rest = [] if "note" in aside else [text.gradcam_note]
+    rest += [] if "guide" in aside else [rf.HEATMAP_GUIDE_SHORT]
+    return _wrap(text.gradcam_caption, CONTENT_W, 7.0) + _wrap(" ".join(rest), CONTENT_W, 7.0)
+
+
+def _gradcam_height(text: ReportText, rows: int, panel: float, aside: str) -> float:
+    if not rows:
+        return 0.25 + LINE + 0.05
+    captions = len(_gradcam_caption_lines(text, aside))
+    return 0.25 + SMALL_STEP * captions + 0.07 + 0.19 + rows * panel + (rows - 1) * 0.25 + 0.05
+
+
+def _layout(text: ReportText, views: rf.Views, available: float, names: list[str]) -> _Layout:
+    """Panel sizes that fill ``available`` inches, largest first. When the page is full the
+    heatmaps shrink first, then the slices; then the heatmap texts move under the heading, then the
+    heatmaps go on one row, and last the slices shrink to their floor."""
     slice_max, slice_min = (RIGHT_W - 2 * SLICE_GAP) / 3, 1.1
     heat_max, heat_min = min(1.28, (CONTENT_W - HEAT_BAR_W - 4 * HEAT_GAP) / 5), 0.85
-    heat_fixed = 0.45 + 0.25 * heat_rows if heat_rows else 0.45 + LINE
-    middle_fixed = SLICE_FIXED + _tables_height(text)
-    short = max(0.0, middle_fixed + slice_max + 0.1 + heat_fixed + heat_rows * heat_max - available)
-    heat_cut = min(short / heat_rows, heat_max - heat_min) if heat_rows else 0.0   # heatmaps give way first
-    heat_panel = heat_max - heat_cut
-    slice_panel = max(slice_min, slice_max - (short - heat_rows * heat_cut))
-    gradcam_h = heat_fixed + heat_rows * heat_panel
-    return _Layout(slice_panel, heat_panel, available - gradcam_h - 0.1, gradcam_h)
+    middle_fixed = _slice_fixed(views) + _tables_height(text)
+    two_rows = _heat_rows(names)
+    one_row = [rf.ordered_scales(names)] if names else []
+    one_panel = min(heat_max, (CONTENT_W - HEAT_BAR_W - (len(names) - 1) * HEAT_GAP) / max(1, len(names)))
+    modes = [(two_rows, aside, heat_max, heat_min) for aside in ("note+guide", "guide", "")]
+    modes.append((one_row, "", one_panel, one_panel))
+    layout = None
+    for rows, aside, top_size, low_size in modes:
+        n = len(rows)
+        heat_fixed = _gradcam_height(text, n, 0.0, aside)
+        short = max(0.0, middle_fixed + slice_max + 0.1 + heat_fixed + n * top_size - available)
+        heat_cut = min(short / n, top_size - low_size) if n else 0.0
+        short -= n * heat_cut
+        slice_cut = min(short, slice_max - slice_min)
+        short -= slice_cut
+        heat_panel, slice_panel = top_size - heat_cut, slice_max - slice_cut
+        if short > 0 and (rows, aside) == modes[-1][:2]:
+            slice_panel = max(SLICE_FLOOR, slice_panel - short)
+        gradcam_h = heat_fixed + n * heat_panel
+        layout = _Layout(slice_panel, heat_panel, available - gradcam_h - 0.1, gradcam_h, rows, aside)
+        if not names:
+            return layout
+        if short <= 0 and (not aside or _guide_fit(rows, heat_panel, _aside_text(text, aside)) is not None):
+            return layout
+    return layout  # type: ignore[return-value]
+
+
+def _method_rows(page: _Page, text: ReportText, top: float) -> float:
+    y = page.heading(MARGIN_X, top, MIP_W, "MTV by method")
+    return _rows(page, MARGIN_X, y, MIP_W, 0.82, text.mtv_methods_short, size=7.0, label_size=7.0)
+
+
+MIP_LEGEND = ("Red box: analysed MTV", "Blue circles: other candidates (rank)")
 
 
 def _images(page: _Page, views: rf.Views, result: AnalysisResult, text: ReportText, top: float,
             layout: _Layout) -> None:
-    mip_w = RIGHT_X - 0.22 - MARGIN_X
-    methods_h = (0.3 + LINE * len(text.mtv_methods_short)) if text.mtv_methods_short else 0.0
-    page.heading(MARGIN_X, top, mip_w, f"Coronal MIP (SUV 0–{views.window:g})")
-    ax = page.axes(MARGIN_X, top + 0.3, mip_w, layout.middle_h - 0.3 - 0.42 - methods_h)
+    methods_h = (_method_rows(_MEASURE, text, 0.0) + 0.02) if text.mtv_methods_short else 0.0
+    legend_h = 0.1 + SMALL_STEP * len(MIP_LEGEND)
+    page.heading(MARGIN_X, top, MIP_W, f"Coronal MIP (SUV 0–{views.window:g})")
+    ax = page.axes(MARGIN_X, top + 0.3, MIP_W, layout.middle_h - 0.3 - legend_h - methods_h)
+    ax.set_anchor("N")                      # before drawing: the rank labels are placed in the final frame
     rf.draw_mip(ax, views, result)
     ax.set_title("")
-    ax.set_anchor("N")
-    page.text(MARGIN_X, top + layout.middle_h - 0.36 - methods_h,
-              "Red box: analysed MTV\nBlue circles: other candidates (rank)",
-              fontsize=7, color=LABEL_GREY, linespacing=1.4)
+    y = top + layout.middle_h - legend_h - methods_h + 0.04
+    for line in MIP_LEGEND:
+        page.text(MARGIN_X, y, line, fontsize=7, color=LABEL_GREY)
+        y += SMALL_STEP
     if text.mtv_methods_short:
-        y = page.heading(MARGIN_X, top + layout.middle_h - methods_h + 0.02, mip_w, "MTV by method")
-        for label, value in text.mtv_methods_short:
-            page.text(MARGIN_X, y, _fit(label, 0.95, 7.0), fontsize=7, color=LABEL_GREY)
-            page.text(MARGIN_X + 0.97, y, _fit(value, mip_w - 0.97, 7.0), fontsize=7)
-            y += LINE
+        _method_rows(page, text, top + layout.middle_h - methods_h + 0.02)
     x, width, panel = RIGHT_X, RIGHT_W, layout.slice_panel
-    y = page.heading(x, top, width, "Slices through the SUVmax of the MTV" if views.mask_box is not None
+    y = page.heading(x, top, width, "Slices through the lesion's hottest voxel" if views.mask_box is not None
                      else "Slices through the lesion centre (the MTV is empty)")
     for n, which in enumerate(("axial", "coronal", "sagittal")):
         rf.draw_slice(page.axes(x + n * (panel + SLICE_GAP), y + 0.2, panel, panel), views, which,
                       which.capitalize())
     y += 0.2 + panel + 0.06
-    page.text(x, y, f"MTV contour red · SUV 0–{views.window:g}, inverted grey · "
-                    f"{views.field() / 10:g} cm field", fontsize=7, color=LABEL_GREY)
-    _tables(page, text, x, y + 0.24, width)
+    y = page.lines(x, y, _slice_caption(views), width, color=LABEL_GREY)
+    _tables(page, text, x, y + 0.1, width)
 
 
 def _heat_rows(names: list[str]) -> list[list[str]]:
@@ -613,12 +783,15 @@ def _heat_rows(names: list[str]) -> list[list[str]]:
 
 def _gradcam(page: _Page, views: rf.Views, text: ReportText, top: float, layout: _Layout) -> None:
     y = page.heading(MARGIN_X, top, CONTENT_W, "Grad-CAM heatmaps per network scale")
-    page.text(MARGIN_X, y - 0.02, _fit(text.gradcam_caption, CONTENT_W, 7.0), fontsize=7, color=LABEL_GREY)
-    y += 0.2
-    rows = _heat_rows(list(views.heatmaps))
+    rows = layout.heat_rows
     if not rows:
         page.text(MARGIN_X, y, "No heatmaps were computed.", fontsize=8)
         return
+    y -= 0.02
+    for line in _gradcam_caption_lines(text, layout.aside):
+        page.text(MARGIN_X, y, line, fontsize=7, color=LABEL_GREY)
+        y += SMALL_STEP
+    y += 0.09
     panel = layout.heat_panel
     for r, row in enumerate(rows):
         for c, name in enumerate(row):
@@ -627,35 +800,67 @@ def _gradcam(page: _Page, views: rf.Views, text: ReportText, top: float, layout:
     columns = max(len(r) for r in rows)
     bar_x = MARGIN_X + columns * (panel + HEAT_GAP) + 0.05
     rf.heat_colourbar(page.axes(bar_x, y + 0.19, 0.12, len(rows) * (panel + 0.25) - 0.25))
-    _heatmap_guide(page, rows, columns, panel, y + 0.19, bar_x + 0.75)
+    if layout.aside:
+        _heatmap_guide(page, rows, panel, y + 0.19, _aside_text(text, layout.aside))
 
 
-def _heatmap_guide(page: _Page, rows: list[list[str]], columns: int, panel: float, top: float,
-                   right_x: float) -> None:
-    """How to read the heatmaps: right of the colour bar where there is room, else in the empty
-    cell of the decoder row."""
+def _guide_spot(rows: list[list[str]], panel: float, top: float = 0.0
+                ) -> Optional[tuple[float, float, float, float]]:
+    """Where text can go beside the heatmaps (x, y, width, height in): right of the colour bar where
+    there is room, else in the empty cells of the decoder row."""
+    columns = max(len(r) for r in rows)
+    right_x = MARGIN_X + columns * (panel + HEAT_GAP) + 0.05 + 0.75
     if PAGE_W - MARGIN_X - right_x >= 1.2:
-        x, y, width, height = right_x, top, PAGE_W - MARGIN_X - right_x, len(rows) * (panel + 0.25) - 0.25
-    elif len(rows) == 2 and len(rows[1]) < columns:
-        x, y = MARGIN_X + len(rows[1]) * (panel + HEAT_GAP) + 0.05, top + panel + 0.08
-        width, height = (columns - len(rows[1])) * (panel + HEAT_GAP) - 0.1, panel + 0.17
-    else:
+        return right_x, top, PAGE_W - MARGIN_X - right_x, len(rows) * (panel + 0.25) - 0.25
+    if len(rows) == 2 and len(rows[1]) < columns:
+        return (MARGIN_X + len(rows[1]) * (panel + HEAT_GAP) + 0.05, top + panel + 0.08,
+                (columns - len(rows[1])) * (panel + HEAT_GAP) - 0.1, panel + 0.17)
+    return None
+
+
+def _guide_fit(rows: list[list[str]], panel: float, words: str) -> Optional[tuple[list[str], float]]:
+    """The lines and font size of ``words`` where all of it fits beside the heatmaps, else None."""
+    spot = _guide_spot(rows, panel)
+    if spot is None or not words:
+        return None
+    _, _, width, height = spot
+    for size in (7.0, 6.5):
+        lines = _wrap(words, width, size)
+        if len(lines) * size / 7.0 * SMALL_STEP <= height:
+            return lines, size
+    return None
+
+
+def _heatmap_guide(page: _Page, rows: list[list[str]], panel: float, top: float, words: str) -> None:
+    """How to read the heatmaps, beside the panels (the layout checked that all of it fits)."""
+    spot, fit = _guide_spot(rows, panel, top), _guide_fit(rows, panel, words)
+    if spot is None or fit is None:
         return
-    lines = _wrap(rf.HEATMAP_GUIDE_SHORT, width, 7.0, max_lines=max(1, int(height / 0.135)))
+    x, y = spot[0], spot[1]
+    lines, size = fit
     for line in lines:
-        page.text(x, y, line, fontsize=7, color="#333333")
-        y += 0.135
+        page.text(x, y, line, fontsize=size, color="#333333")
+        y += size / 7.0 * SMALL_STEP
+
+
+def _footer_lines(text: ReportText) -> list[str]:
+    return _wrap(" · ".join(part for part in (text.model_line, text.held_out_line) if part), CONTENT_W, 7.5)
+
+
+def _footer_height(text: ReportText) -> float:
+    return LINE * (len(_footer_lines(text)) + len(_wrap(text.footer, CONTENT_W - 0.6, 7.5, weight="bold"))) + 0.08
 
 
 def _footer(page: _Page, text: ReportText) -> None:
-    y = PAGE_H - MARGIN_BOTTOM - FOOTER_H
+    y = PAGE_H - MARGIN_BOTTOM - _footer_height(text)
     page.rule(MARGIN_X, PAGE_W - MARGIN_X, y - 0.05)
-    for line in filter(None, (text.model_line, text.held_out_line)):
-        page.text(MARGIN_X, y, _fit(line, CONTENT_W, 7.5), fontsize=7.5, color="#333333")
+    for line in _footer_lines(text):
+        page.text(MARGIN_X, y, line, fontsize=7.5, color="#333333")
         y += LINE
-    page.text(MARGIN_X, y, _fit(text.footer, CONTENT_W - 0.5, 7.5), fontsize=7.5,
-              fontweight="bold", color=BANNER_EDGE)
     page.text(PAGE_W - MARGIN_X, y, "page 1/1", fontsize=7, ha="right", color=LABEL_GREY)
+    for line in _wrap(text.footer, CONTENT_W - 0.6, 7.5, weight="bold"):
+        page.text(MARGIN_X, y, line, fontsize=7.5, fontweight="bold", color=BANNER_EDGE)
+        y += LINE
 
 
 def report_page(views: rf.Views, result: AnalysisResult, text: ReportText) -> plt.Figure:
@@ -663,19 +868,24 @@ def report_page(views: rf.Views, result: AnalysisResult, text: ReportText) -> pl
     page = _Page()
     y = _header(page, text) + 0.12
     y = _facts_block(page, text, y) + 0.1
-    heat_rows = len(_heat_rows(list(views.heatmaps)))
-    layout = _layout(text, PAGE_H - MARGIN_BOTTOM - FOOTER_H - 0.12 - y, heat_rows)
+    layout = _layout(text, views, PAGE_H - MARGIN_BOTTOM - _footer_height(text) - 0.12 - y, list(views.heatmaps))
     _images(page, views, result, text, y, layout)
     _gradcam(page, views, text, y + layout.middle_h + 0.1, layout)
     _footer(page, text)
     return page.fig
 
 
+def _views(result: AnalysisResult, pet: PetVolume, mask: np.ndarray, heatmaps: dict[str, np.ndarray]) -> rf.Views:
+    loc = result.location
+    return rf.prepare_views(pet, mask, heatmaps, loc.center_lps, loc.field_center_lps,
+                            loc.crop_size_mm if loc.field_center_lps is not None else None)
+
+
 def report_figure(result: AnalysisResult, pet: PetVolume, mask: np.ndarray,
                   heatmaps: dict[str, np.ndarray]) -> plt.Figure:
     """The report page as a matplotlib figure (e.g. to save a PNG preview)."""
-    views = rf.prepare_views(pet, mask, heatmaps, result.location.center_lps)
-    return report_page(views, result, report_text(result, pet, list(views.heatmaps)))
+    views = _views(result, pet, mask, heatmaps)
+    return report_page(views, result, report_text(result, pet, list(views.heatmaps), views))
 
 
 def write_report(result: AnalysisResult, pet: PetVolume, mask: np.ndarray, heatmaps: dict[str, np.ndarray],
@@ -691,8 +901,8 @@ def write_report(result: AnalysisResult, pet: PetVolume, mask: np.ndarray, heatm
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    views = rf.prepare_views(pet, mask, heatmaps, result.location.center_lps)
-    text = report_text(result, pet, list(views.heatmaps))
+    views = _views(result, pet, mask, heatmaps)
+    text = report_text(result, pet, list(views.heatmaps), views)
     pdf_path, html_path = out_dir / f"{basename}.pdf", out_dir / f"{basename}.html"
     fig = report_page(views, result, text)
     try:
@@ -705,5 +915,5 @@ def write_report(result: AnalysisResult, pet: PetVolume, mask: np.ndarray, heatm
     slices = rf.png_base64(rf.slices_figure(views))
     gradcam = rf.png_base64(rf.gradcam_figure(views, result)) if views.heatmaps else ""
     html_path.write_text(render_html(text, mip, slices, gradcam, views.window, views.field(),
-                                     views.mask_box is not None), encoding="utf-8")
+                                     views.mask_box is not None, _slice_caption(views)), encoding="utf-8")
     return pdf_path, html_path

@@ -105,17 +105,23 @@ def _figure(png_base64: str, alt: str, caption: str, css_class: str = "") -> str
 
 
 def render_html(text: "ReportText", mip_png: str, slices_png: str, gradcam_png: str,
-                window: float = 10.0, field_mm: float = 120.0, has_mtv: bool = True) -> str:
-    """The report page; the figures are base64 PNGs (``gradcam_png`` empty when there are no heatmaps)."""
+                window: float = 10.0, field_mm: float = 120.0, has_mtv: bool = True,
+                slice_caption: str = "") -> str:
+    """The report page; the figures are base64 PNGs (``gradcam_png`` empty when there are no heatmaps);
+    ``slice_caption``: the slices' caption (else one from ``window`` and ``field_mm``)."""
     half = (len(text.facts) + 1) // 2
     scales = ", ".join(text.scale_titles.values())
     if gradcam_png:
         gradcam = _figure(gradcam_png, f"Grad-CAM heatmaps: {scales}",
-                          f"{text.gradcam_caption}. Scales: {scales}. {' '.join(HEATMAP_GUIDE)}", "gradcam")
+                          f"{text.gradcam_caption}. Scales: {scales}. {text.gradcam_note} {' '.join(HEATMAP_GUIDE)}",
+                          "gradcam")
     else:
         gradcam = "<p>No heatmaps were computed.</p>"
-    slices_title = "Slices through the SUVmax of the MTV" if has_mtv else \
+    slices_title = "Slices through the lesion's hottest voxel" if has_mtv else \
         "Slices through the lesion centre (the MTV is empty)"
+    side = f"{field_mm / 10:.1f}"
+    slice_caption = slice_caption or (f"MTV contour red · SUV 0–{window:g}, inverted grey · "
+                                      f"field of view {side} × {side} cm")
     footer_line = escape(text.model_line) + (f" · {escape(text.held_out_line)}" if text.held_out_line else "")
     return f"""<!DOCTYPE html>
 <html lang="en">
@@ -144,13 +150,13 @@ def render_html(text: "ReportText", mip_png: str, slices_png: str, gradcam_png: 
 </section>
 <section>
 <h2>{escape(slices_title)}</h2>
-{_figure(slices_png, "Axial, coronal and sagittal slices",
-         f"MTV contour red · SUV 0–{window:g}, inverted grey · {field_mm / 10:g} cm field")}
+{_figure(slices_png, "Axial, coronal and sagittal slices", slice_caption)}
 <div class="columns">
 <section>
-<h2>PET metrics (MTV)</h2>
+<h2>PET metrics</h2>
 {_metrics(text)}
 {f'<p class="small">MTV: {escape(text.mtv_label)}</p>' if text.mtv_label else ''}
+{f'<p class="small">{escape(text.lesion_note)}</p>' if text.lesion_note else ''}
 </section>
 <section>
 <h2>Scores</h2>
