@@ -19,6 +19,9 @@ from MTLRadiomicsLib.localisation.regions import Region
 HEAD_WIDTH_MM = 240.0          # the head is narrower than this; the trunk is wider
 BRAIN_TOP_MM = 40.0            # the brain reaches to within this of the top of the body
 BRAIN_MIN_ML = 10.0
+BRAIN_MIDLINE_REL = 0.35       # the brain lies on the body's midline (within this many half-widths)
+TRUNK_WIDTH_MM = 300.0         # shoulders or trunk: a body at least this wide ...
+TRUNK_BELOW_MM = 350.0         # ... within this distance below the brain (a head sits on a trunk)
 KIDNEY_ML = (4.0, 450.0)
 KIDNEY_PAIR_DZ_MM = 70.0       # the two kidneys lie at about the same height
 HEART_MIN_ML = 25.0
@@ -79,27 +82,66 @@ def free(placed: Sequence[Placed]) -> list[Placed]:
 
 
 def brain(placed: Sequence[Placed], body: Body) -> list[Placed]:
-    """Hot regions reaching the cranial end of the body, inside a head-sized body part."""
+    """Hot regions reaching the cranial end of the body, inside a head-sized body part on the
+    midline, with shoulders or a trunk below it. A crop of a limb or of the pelvis and thighs has
+    a narrow body part at its top too; without a trunk below, its hot top is no brain."""
     top = body.top * body.spacing[2]
     found = []
     for p in placed:
-        if p.volume < BRAIN_MIN_ML or top - p.top > BRAIN_TOP_MM:
+        if p.volume < BRAIN_MIN_ML or top - p.top > BRAIN_TOP_MM or abs(p.x_rel) > BRAIN_MIDLINE_REL:
             continue
         if body.part_width(p.region.peak_index) > HEAD_WIDTH_MM:
             continue
+        if not _trunk_below(body, p.bottom):
+            continue
         found.append(p)
     return found
+
+
+def _in_trunk(body: Body, z_mm: float) -> bool:
+    """Whether the body is wider than a head or a limb (``HEAD_WIDTH_MM``) at this height (frame mm)."""
+    return bool(2.0 * body.half_width[body.slice_at(z_mm)] > HEAD_WIDTH_MM)
+
+
+def _legs_below(body: Body, z_mm: float, within_mm: float = 200.0, min_width_mm: float = 60.0) -> bool:
+    """Whether the body splits into two legs (two parts at least ``min_width_mm`` wide in one axial
+    slice) within ``within_mm`` below ``z_mm``."""
+    from scipy import ndimage
+
+    sz = body.spacing[2]
+    low = max(body.bottom, int(np.floor((z_mm - within_mm) / sz)))
+    high = min(body.top, int(np.ceil(z_mm / sz)))
+    for k in range(low, high + 1):
+        labels, n = ndimage.label(body.mask[k])
+        if n < 2:
+            continue
+        widths = [np.ptp(np.flatnonzero((labels == label).any(axis=0))) + 1 for label in range(1, n + 1)]
+        if sum(w * body.spacing[0] >= min_width_mm for w in widths) >= 2:
+            return True
+    return False
+
+
+def _trunk_below(body: Body, z_mm: float) -> bool:
+    """Whether the body is at least ``TRUNK_WIDTH_MM`` wide somewhere within ``TRUNK_BELOW_MM``
+    below ``z_mm`` (frame mm)."""
+    sz = body.spacing[2]
+    low = max(body.bottom, int(np.floor((z_mm - TRUNK_BELOW_MM) / sz)))
+    high = min(body.top, int(np.ceil(z_mm / sz)))
+    if high < low:
+        return False
+    return bool(np.any(2.0 * body.half_width[low:high + 1] >= TRUNK_WIDTH_MM))
 
 
 def _below_brain(p: Placed, marks: Landmarks, distance_mm: float) -> bool:
     return marks.brain_bottom is None or marks.brain_bottom - p.z >= distance_mm
 
 
-def kidney_pair(placed: Sequence[Placed], marks: Landmarks) -> list[Placed]:
+def kidney_pair(placed: Sequence[Placed], marks: Landmarks, body: Body) -> list[Placed]:
     """The best left/right pair of posterior, lateral regions at the same height."""
     options = [p for p in free(placed)
                if KIDNEY_ML[0] <= p.volume <= KIDNEY_ML[1] and p.y_rel >= 0.45
-               and 0.08 <= abs(p.x_rel) <= 0.75 and _below_brain(p, marks, 300.0)]
+               and 0.08 <= abs(p.x_rel) <= 0.75 and _below_brain(p, marks, 300.0)
+               and body.part_width(p.region.peak_index) > HEAD_WIDTH_MM]
     best, best_score = [], 0.0
     for a in options:
         if a.x_rel <= 0:
@@ -138,7 +180,12 @@ def bladder(placed: Sequence[Placed], marks: Landmarks, body: Body,
         if not _below_brain(p, marks, 450.0):
             continue
         if kidney_z is None and marks.brain_bottom is None:
-            if height < 400.0 or p.z - floor > 0.4 * height:
+            # Without other organs, a short scan (a crop of the pelvis and thighs) shows the bladder
+            # as a hot midline region of the trunk with the two legs below it.
+            if height < 400.0:
+                if body.part_width(p.region.peak_index) <= HEAD_WIDTH_MM or not _legs_below(body, p.bottom):
+                    continue
+            elif p.z - floor > 0.4 * height:
                 continue
         options.append(p)
     return [max(options, key=lambda p: p.peak * p.volume ** 0.5)] if options else []
@@ -222,6 +269,8 @@ def _heart_place(z: float, x_rel: float, y_rel: float, medial_x: float, extent: 
     """Whether something at this place, of this extent, can be the heart: left of the midline
     but reaching it, in the anterior half, about as tall as it is wide and deep."""
     if not (0.06 <= x_rel <= 0.6) or y_rel > 0.45 or extent[0] > 1.6 * max(extent[1], extent[2]):
+        return False
+    if not _in_trunk(body, z):
         return False
     if np.min(extent) < HEART_MIN_EXTENT_MM:
         return False

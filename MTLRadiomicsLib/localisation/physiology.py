@@ -42,7 +42,7 @@ def recognise(regions: Sequence[Region], body: Body, threshold: float,
         else:
             pieces.append(p.region)
     placed = [Placed.of(r, body) for r in pieces]
-    marks.kidneys = rules.kidney_pair(placed, marks)
+    marks.kidneys = rules.kidney_pair(placed, marks, body)
     found = rules.bladder(placed, marks, body, threshold)
     if found:
         marks.bladder = found[0]
