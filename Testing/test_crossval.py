@@ -157,8 +157,11 @@ def test_multitask_crossval_scores_every_task_out_of_fold_from_the_folds_own_mod
     from training.export import main as export_main
 
     assert export_main([str(tmp_path / "mtl" / "fold_0" / "run"), "--out", str(tmp_path / "exported"),
-                        "--crossval", str(tmp_path / "mtl")]) == 0
+                        "--crossval", str(tmp_path / "mtl"), "--outcome-meaning", "probability of lung metastasis",
+                        "--survival-meaning", "log relative hazard of death"]) == 0
     card = load_model(tmp_path / "exported").card
+    assert card.outcome["meaning"] == "probability of lung metastasis"
+    assert card.outcome["survival_meaning"] == "log relative hazard of death"
     assert card.calibration["outcome_temperature"] == pytest.approx(result["calibration"]["outcome_temperature"])
     assert card.held_out_metrics["cross_validation"]["outcomes"]["outcome_auc"] == \
         pytest.approx(result["outcomes"]["outcome_auc"])

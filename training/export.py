@@ -41,7 +41,8 @@ def crossval_calibration(crossval: str | Path) -> dict:
 def export_run(run: str | Path, out: str | Path, name: Optional[str] = None,
                intended_use: Optional[str] = None, training_data: Optional[dict] = None,
                assessment: Optional[dict] = None, cross_validation: Optional[dict] = None,
-               calibration: Optional[dict] = None) -> Path:
+               calibration: Optional[dict] = None, outcome_meaning: Optional[str] = None,
+               survival_meaning: Optional[str] = None) -> Path:
     """Copy the run's best model to ``out`` with a completed model card; returns the card path."""
     run = Path(run)
     loaded = load_model(run / "best")
@@ -60,6 +61,12 @@ def export_run(run: str | Path, out: str | Path, name: Optional[str] = None,
         card.held_out_metrics = {"cross_validation": cross_validation}
     if calibration:
         card.calibration = dict(calibration)
+    if outcome_meaning or survival_meaning:
+        card.outcome = dict(card.outcome)
+        if outcome_meaning:
+            card.outcome["meaning"] = outcome_meaning
+        if survival_meaning:
+            card.outcome["survival_meaning"] = survival_meaning
     summary = dict(card.training_data)
     history_path = run / "history.json"
     if history_path.exists():
@@ -88,6 +95,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         "out-of-fold temperatures become the card's calibration")
     parser.add_argument("--crossval-data", default="cross-validation", help="what data the cross-validation "
                         "figures were measured on (shown with them)")
+    parser.add_argument("--outcome-meaning", help="what the outcome score means, for the card (e.g. 'probability of "
+                        "lung metastasis'; default: the run's)")
+    parser.add_argument("--survival-meaning", help="what the survival head's score means, for the card")
     args = parser.parse_args(argv)
     try:
         extra = json.loads(Path(args.training_data).read_text()) if args.training_data else None
@@ -95,7 +105,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         assessment = json.loads(Path(args.assessment).read_text()) if args.assessment else None
         cv = crossval_metrics(args.crossval, args.crossval_data) if args.crossval else None
         calibration = crossval_calibration(args.crossval) if args.crossval else None
-        card_path = export_run(args.run, args.out, args.name, use, extra, assessment, cv, calibration)
+        card_path = export_run(args.run, args.out, args.name, use, extra, assessment, cv, calibration,
+                               args.outcome_meaning, args.survival_meaning)
     except (MTLRadiomicsError, OSError, ValueError) as error:
         print(f"export: error: {error}", file=sys.stderr)
         return 2
