@@ -88,16 +88,36 @@ def test_existing_run_is_not_overwritten_without_resume(cohort, tmp_path):
 
 
 def test_two_process_ddp_run_on_cpu(cohort, tmp_path):
+    """Two gloo processes: each epoch the ranks load disjoint halves of the training set that together
+    cover it, and both end with the same weights (those of the checkpoint)."""
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    probe = tmp_path / "probe"
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29561",
-               "-m", "training.train", "--config", str(TINY), "--manifest", str(cohort), "--out",
-               str(tmp_path / "ddp"), "--epochs", "1", "--no-progress", "--device", "cpu"]
+               str(ROOT / "Testing" / "ddp_probe.py"), "--probe-out", str(probe),
+               "--config", str(TINY), "--manifest", str(cohort), "--out", str(tmp_path / "ddp"), "--epochs", "2",
+               "--no-progress", "--device", "cpu"]
     process = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)
     assert process.returncode == 0, process.stderr[-3000:]
     assert "world size 2" in process.stdout
     state = load_checkpoint(tmp_path / "ddp" / "checkpoint_last.pt")
-    assert state["epoch"] == 1
+    assert state["epoch"] == 2
     assert json.loads((tmp_path / "ddp" / "metrics.json").read_text())["test"]["dice"] is not None
+
+    n_train = len(split(read_manifest(cohort)[0], tiny().training.val_fold)[0])
+    per_rank = -(-n_train // 2)                              # DistributedSampler pads to a multiple of 2
+    seen = [json.loads((probe / f"rank{r}_indices.json").read_text()) for r in (0, 1)]
+    assert [len(s) for s in seen] == [2 * per_rank, 2 * per_rank]
+    for epoch in (0, 1):
+        a, b = (s[epoch * per_rank:(epoch + 1) * per_rank] for s in seen)
+        assert set(a) | set(b) == set(range(n_train)), (epoch, a, b)
+        assert len(set(a) & set(b)) == 2 * per_rank - n_train, (epoch, a, b)       # only the padding repeats
+    assert seen[0][:per_rank] != seen[0][per_rank:]           # reshuffled each epoch
+
+    weights = [torch.load(probe / f"rank{r}_state.pt") for r in (0, 1)]
+    assert weights[0].keys() == weights[1].keys() == state["model"].keys()
+    for key, tensor in weights[0].items():
+        assert torch.equal(tensor, weights[1][key]), key
+        assert torch.equal(tensor, state["model"][key].cpu()), key
 
 
 def test_survival_variant_reports_c_index_and_kaplan_meier(cohort, tmp_path):
