@@ -22,6 +22,12 @@ from MTLRadiomicsLib.errors import MTLRadiomicsError
 PLAIN_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*\Z")
 PLAIN_NAME_RULE = "letters, digits, '-', '_' and '.', not starting with '.'"
 RESERVED_NAMES = {"summary.csv", "summary.csv.tmp"}       # files batch writes beside the case folders
+RESERVED_SHARD_NAME = re.compile(r"summary_shard_\d+_of_\d+\.(csv|json)(\.tmp)?\Z")     # and those of --shard
+
+
+def is_reserved(case_id: str) -> bool:
+    """True for the names of the files batch writes beside the case folders."""
+    return case_id in RESERVED_NAMES or bool(RESERVED_SHARD_NAME.match(case_id))
 
 
 def read_cases(manifest: Path) -> list[dict[str, Any]]:
@@ -40,9 +46,9 @@ def read_cases(manifest: Path) -> list[dict[str, Any]]:
         row = {str(k).strip(): (v or "").strip() for k, v in raw.items() if k is not None}
         case_id = row["case_id"] if has_ids else f"case{number:04d}"
         where = f"{manifest}, row {number} (line {line})"
-        if not PLAIN_NAME.match(case_id) or case_id in RESERVED_NAMES:
+        if not PLAIN_NAME.match(case_id) or is_reserved(case_id):
             raise MTLRadiomicsError(f"{where}: case_id {case_id!r} is not a plain folder name ({PLAIN_NAME_RULE}"
-                                    f"{'; ' + case_id + ' is taken by batch' if case_id in RESERVED_NAMES else ''})")
+                                    f"{'; ' + case_id + ' is taken by batch' if is_reserved(case_id) else ''})")
         if case_id in seen:
             raise MTLRadiomicsError(f"{where}: case_id {case_id!r} appears twice")
         seen.add(case_id)
