@@ -307,3 +307,17 @@ def test_a_worker_that_dies_fails_only_its_own_case():
     assert sorted(outcomes) == list(range(6))
     assert [outcomes[i].ok for i in range(6)] == [True, True, False, True, True, True]
     assert "ended unexpectedly" in outcomes[2].error
+
+
+def test_the_batch_benchmark_runs_in_its_smoke_mode(tmp_path):
+    from benchmarks import speed
+
+    mode = speed.MODES["smoke"]
+    assert speed.MODES["full"].batch.cases == speed.MODES["quick"].batch.cases == 20
+    assert speed.MODES["full"].batch.workers == 2 and speed.MODES["full"].batch.kind == "wholebody"
+    models = speed.prepare_models(mode.models, tmp_path / "models")
+    row = speed.batch_section(mode, models, tmp_path, log=lambda line: None)
+    assert row["cases"] == 4 and row["serial_s"] > 0 and row["workers_s"] > 0
+    assert row["same_scores"] and row["speed_up"] == pytest.approx(row["serial_s"] / row["workers_s"])
+    text = speed.batch_markdown(row, "tiny")
+    assert "**6. `batch` of 4 small synthetic lesion crops**" in text and "goal ≥ 1.6×" in text

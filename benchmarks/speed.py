@@ -16,6 +16,8 @@
 5. Training: samples per second and the share of the time the model step (forward, loss,
    backward, optimiser step) takes, over steps of the trainer's data pipeline
    (training.dataset.build_dataset with augmentation) on a small synthetic cohort.
+6. `batch` of 20 synthetic whole-body cases with `--workers 2` against one after the other
+   (benchmarks.batch_speed; goal: at least 1.6 times faster).
 
 Results: a section of benchmarks/RESULTS.md per mode and ``speed_<mode>.json`` beside it.
 """
@@ -40,6 +42,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import torch
 
+from benchmarks.batch_speed import BatchBench, batch_markdown, batch_speed
 from benchmarks.report import RESULTS, write_section
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,6 +66,7 @@ class SpeedMode:
     train_configs: dict                  # training/configs/<name>.yaml -> steps timed
     train_cases: int
     train_cpu_batch: int = 0             # on the CPU, batches no larger than this (0: the configuration's)
+    batch: Optional[BatchBench] = None   # section 6, with the first of ``models``; None: not timed
 
 
 MODES = {
@@ -72,20 +76,20 @@ MODES = {
         analyze_repeats={"bundled": 1, "paper": 1}, analyze_samples=10, fresh_process=True,
         gradcam_models=("bundled",), gradcam_repeats=3,
         throughput_batches={"bundled": (1, 4), "paper": (1,)}, timing_repeats=3,
-        train_configs={"small": 8}, train_cases=24),
+        train_configs={"small": 8}, train_cases=24, batch=BatchBench(20)),
     "full": SpeedMode(
         "full", models=("bundled", "paper"),
         analyze_inputs={"bundled": ("sts_point", "sts_auto", "demo"), "paper": ("sts_point", "demo")},
         analyze_repeats={"bundled": 3, "paper": 1}, analyze_samples=10, fresh_process=True,
         gradcam_models=("bundled", "paper"), gradcam_repeats=1,
         throughput_batches={"bundled": (1, 4), "paper": (1, 4)}, timing_repeats=3,
-        train_configs={"small": 10, "paper": 2}, train_cases=48, train_cpu_batch=2),
+        train_configs={"small": 10, "paper": 2}, train_cases=48, train_cpu_batch=2, batch=BatchBench(20)),
     "smoke": SpeedMode(
         "smoke", models=("tiny",), analyze_inputs={"tiny": ("demo",)},
         analyze_repeats={"tiny": 1}, analyze_samples=2, fresh_process=False,
         gradcam_models=("tiny",), gradcam_repeats=1,
         throughput_batches={"tiny": (1,)}, timing_repeats=1,
-        train_configs={"tiny": 2}, train_cases=6),
+        train_configs={"tiny": 2}, train_cases=6, batch=BatchBench(4, kind="crop", report=False)),
 }
 INPUT_NAMES = {"sts_point": "STS_001 DICOM, point in the GTV",
                "sts_auto": "STS_001 DICOM, automatic localisation",
@@ -494,6 +498,18 @@ def training_speed(config_name: str, cohort: Path, steps: int, device: torch.dev
             "loss_finite": bool(torch.isfinite(total.detach()).item())}
 
 
+# ---------------------------------------------------------------- 6. batch
+
+
+def batch_section(mode: SpeedMode, models: dict[str, BenchModel], work: Path, log: Callable[[str], None]) -> dict:
+    """`batch` with --workers against one case after the other, with the mode's first model."""
+    if mode.batch is None:
+        return {}
+    log("batch")
+    model = models[mode.models[0]]
+    return batch_speed(mode.batch, model.folder, model.mtv_method, mode.analyze_samples, work, mode.fresh_process, log)
+
+
 # ---------------------------------------------------------------- report
 
 
@@ -562,6 +578,7 @@ def markdown(result: dict) -> str:
                  f"**4. CUDA ({cuda['device']}):** the GPU rows (fp32 and bf16 autocast) are in the tables.")
     parts = [analyze_markdown(result["analyze"]), gradcam_markdown(result["gradcam"], result["gradcam_notes"]),
              throughput_markdown(result["throughput"]), cuda_text, training_markdown(result["training"]),
+             batch_markdown(result.get("batch") or {}, result.get("batch_model", "")),
              f"Whole run: {result['seconds']:.0f} s; one-minute load average {result['load_average_before']:.2f} "
              f"before and {result['load_average_after']:.2f} after (the run itself keeps {torch.get_num_threads()} "
              "threads busy; more means other work shared the CPU)."]
@@ -616,6 +633,8 @@ def run(mode: SpeedMode, results: Path = RESULTS, log: Callable[[str], None] = p
             if cuda:
                 result["training"].append(training_speed(name, cohort, steps, cuda, amp=False))
                 result["training"].append(training_speed(name, cohort, steps, cuda, amp=True))
+        result["batch"] = batch_section(mode, models, work, log)
+        result["batch_model"] = models[mode.models[0]].label
     result["seconds"] = round(time.perf_counter() - started, 1)
     result["load_average_after"] = os.getloadavg()[0]
     body = markdown(result)
