@@ -31,7 +31,7 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_mtv_options(parser: argparse.ArgumentParser) -> None:
-    from MTLRadiomicsLib.mtv.lesion import MTV_METHODS
+    from MTLRadiomicsLib.mtv.methods import MTV_METHODS
 
     group = parser.add_argument_group("MTV (metabolic tumour volume)")
     group.add_argument("--mtv-method", choices=list(MTV_METHODS), default="network",

@@ -19,15 +19,9 @@ from scipy import ndimage
 
 from MTLRadiomicsLib.localisation.body import fill_holes_per_slice
 from MTLRadiomicsLib.mtv.liver import LiverReference
-from MTLRadiomicsLib.synth.mtv import CONNECTIVITY
+from MTLRadiomicsLib.mtv.components import CONNECTIVITY
+from MTLRadiomicsLib.mtv.methods import CLASSICAL_METHODS
 
-CLASSICAL_METHODS: dict[str, str] = {
-    "suvmax40": "40 % of SUVmax",
-    "suvmax41": "41 % of SUVmax (EANM)",
-    "suvmax50": "50 % of SUVmax",
-    "suv2.5": "SUV >= 2.5",
-    "percist": "PERCIST: 1.5 x liver mean + 2 x liver SD",
-}
 FRACTIONS = {"suvmax40": 0.40, "suvmax41": 0.41, "suvmax50": 0.50}
 ABSOLUTE_SUV = 2.5
 SEARCH_RADIUS_MM = 10.0        # the peak, or a voxel above the threshold, is looked for this close

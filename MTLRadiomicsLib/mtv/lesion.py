@@ -19,14 +19,13 @@ import torch
 from MTLRadiomicsLib.errors import MTLRadiomicsError
 from MTLRadiomicsLib.mtv.classical import CLASSICAL_METHODS, fill_enclosed, segment_all
 from MTLRadiomicsLib.mtv.liver import LiverReference, find_liver_reference
+from MTLRadiomicsLib.mtv.methods import MTV_METHODS, NETWORK  # noqa: F401  (re-exported)
 from MTLRadiomicsLib.mtv.network_mtv import AXIS_NAMES, NetworkMtv, segment_network_mtv
 from MTLRadiomicsLib.mtv.pet_metrics import compute_metrics
 from MTLRadiomicsLib.mtv.plausibility import MtvCheck, check_mtv
 from MTLRadiomicsLib.pet_input.pet_volume import PetVolume
 
-NETWORK = "network"
 ANCHOR_RADIUS_MM = 60.0       # the lesion's anchor is looked for this far from the click
-MTV_METHODS: dict[str, str] = {NETWORK: "network (sliding windows)", **CLASSICAL_METHODS}
 
 
 @dataclass

@@ -13,7 +13,6 @@ from typing import Any, Optional
 
 import numpy as np
 import pydicom
-from matplotlib.path import Path as PolygonPath
 
 from MTLRadiomicsLib.errors import MaskInputError
 from MTLRadiomicsLib.pet_input.mask_choice import names_listing
@@ -78,6 +77,8 @@ def rasterise_rtstruct(path: Path, pet: PetVolume, roi: Optional[str] = None) ->
 
 def _xor_polygon(plane: np.ndarray, polygon_xy: np.ndarray, nx: int, ny: int) -> None:
     """Toggle the voxels of ``plane`` (y, x) whose centres lie inside the polygon (x, y indices)."""
+    from matplotlib.path import Path as PolygonPath      # only for RTSTRUCT masks
+
     x0, y0 = np.floor(polygon_xy.min(axis=0)).astype(int)
     x1, y1 = np.ceil(polygon_xy.max(axis=0)).astype(int)
     x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, nx - 1), min(y1, ny - 1)
