@@ -70,21 +70,23 @@ def fingerprint(pet: PetVolume) -> str:
 
 def analyze(pet_path: str | Path, out_dir: str | Path, options: Optional[AnalysisOptions] = None,
             progress: Optional[Progress] = None, overwrite: bool = False,
-            edited_mask: Optional[str | Path] = None) -> AnalysisResult:
+            edited_mask: Optional[str | Path] = None, loaded: Optional[LoadedModel] = None) -> AnalysisResult:
     """Analyse one PET scan and write all outputs to ``out_dir``; with ``edited_mask`` (re-scoring)
-    the given MTV replaces the predicted one for metrics and outcome scores. Warnings of the libraries
-    used (pydicom, ...) go into the result's warnings, not to the terminal."""
+    the given MTV replaces the predicted one for metrics and outcome scores. ``loaded``: the model,
+    already loaded (a long-lived server keeps it); None loads ``options.model``. Warnings of the
+    libraries used (pydicom, ...) go into the result's warnings, not to the terminal."""
     progress = progress or Progress("none")
     try:
         with capture_warnings([]) as captured:
             return _analyze(pet_path, Path(out_dir), options or AnalysisOptions(), progress, overwrite, edited_mask,
-                            captured)
+                            captured, loaded)
     finally:
         progress.close()        # a bar left open would garble the error line that follows
 
 
 def _analyze(pet_path: str | Path, out_dir: Path, options: AnalysisOptions, progress: Progress,
-             overwrite: bool, edited_mask: Optional[str | Path], captured: CapturedWarnings) -> AnalysisResult:
+             overwrite: bool, edited_mask: Optional[str | Path], captured: CapturedWarnings,
+             preloaded: Optional[LoadedModel] = None) -> AnalysisResult:
     check_output_dir(out_dir, overwrite)
     clock = Stopwatch()
     warnings = captured.into              # the analysis's warnings; the libraries' are added as they come
@@ -98,7 +100,7 @@ def _analyze(pet_path: str | Path, out_dir: Path, options: AnalysisOptions, prog
     progress.stage("model", 0.12, "loading the model")
     with clock("model"):
         device = choose_device(options.device, warnings)
-        loaded = _load(options.model)
+        loaded = preloaded if preloaded is not None else _load(options.model)
         loaded.network.to(device)
     progress.stage("localisation", 0.2, "locating the lesion")
     with clock("localisation"):
