@@ -148,7 +148,11 @@ def test_multitask_crossval_scores_every_task_out_of_fold_from_the_folds_own_mod
     risk = np.array([float(r["survival_risk"]) for r in scored])
     assert result["outcomes"]["c_index"] == pytest.approx(
         concordance(risk, np.array([int(r["event"]) for r in scored]), np.array([float(r["time"]) for r in scored])))
-    assert 0 <= result["outcomes"]["class_accuracy"] <= 1
+    typed = [r for r in scored if r.get("pathology") not in (None, "")]
+    assert len(typed) == 6
+    logits = np.array([json.loads(r["class_logits"]) for r in typed])
+    truth = np.array([int(r["pathology"]) for r in typed])
+    assert result["outcomes"]["class_accuracy"] == pytest.approx(float(np.mean(logits.argmax(axis=1) == truth)))
     assert result["calibration"]["outcome_temperature"] > 0 and result["calibration"]["n"] == 6
     assert summarise_scores([], bootstrap=False) == {"n": 0}
     assert "survival C-index" in (tmp_path / "mtl" / "crossval.md").read_text()

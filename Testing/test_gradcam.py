@@ -15,12 +15,13 @@ from MTLRadiomicsLib.model.config import ALL_SCALES
 class OutcomeLogit(torch.nn.Module):
     """The network seen as a one-logit classifier of the outcome, for MONAI's GradCAM."""
 
-    def __init__(self, net: MultiTaskNet):
+    def __init__(self, net: MultiTaskNet, mask: torch.Tensor | None = None):
         super().__init__()
         self.net = net
+        self.mask = mask
 
     def forward(self, x):
-        return self.net(x)["outcome"][:, None]
+        return self.net(x, mask=self.mask)["outcome"][:, None]
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +86,13 @@ def test_segmentation_target_and_external_mask(network, image):
     mask[..., 12:20, 10:18, 14:22] = 1.0
     with_mask = gradcam_all_scales(network, image, "outcome", mask=mask)
     assert set(with_mask) == set(ALL_SCALES)
+    # The outcome head reads the external mask: the maps change with it, and each equals MONAI's
+    # GradCAM of the network given that mask.
+    assert any(not np.allclose(with_mask[s], out_maps[s], atol=1e-4) for s in ALL_SCALES)
+    for scale, layer in (("enc3", "net.encoder.enc3"), ("dec3", "net.segmentation.dec3")):
+        cam = GradCAM(nn_module=OutcomeLogit(network, mask), target_layers=layer, postprocessing=lambda m: m)
+        theirs = cam(image)[0, 0].detach().numpy()
+        np.testing.assert_allclose(minmax(with_mask[scale]), minmax(theirs), atol=1e-4, err_msg=scale)
 
 
 def test_unknown_target_is_refused(network, image):

@@ -229,6 +229,12 @@ def test_heatmaps_are_shown_over_the_pet_in_colour(sts_analysis):
     scene, logic, result = sts_analysis["scene"], sts_analysis["logic"], sts_analysis["result"]
     color = scene.GetSingletonNode(results.HEATMAP_COLOR_TAG, "vtkMRMLProceduralColorNode")
     assert color is not None
+    location = result.result_json["location"]
+    x, y, z = location["field_center_lps"]
+    field_ras = np.array([-x, -y, z])                 # the network's field, centred on the lesion
+    half = np.asarray(location["crop_size_mm"]) / 2.0 + max(sts_analysis["pet"].spacing)   # plus one voxel
+    assert np.linalg.norm(field_ras - np.asarray(location["center_ras"])) < 60.0
+    shown = 0
     for scale, node in result.heatmaps.items():
         display = node.GetDisplayNode()
         assert display.GetColorNodeID() == color.GetID(), scale
@@ -236,6 +242,17 @@ def test_heatmaps_are_shown_over_the_pet_in_colour(sts_analysis):
         assert display.GetWindow() == pytest.approx(1.0) and display.GetLevel() == pytest.approx(0.5)
         values = scene_io.array_from_volume(node)
         assert values.min() >= 0.0 and values.max() <= 1.0
+        if not values.any():
+            continue
+        # A map that is not all zero peaks well above 0 (scaled to 1 on the crop; resampling onto the
+        # coarser PET grid lowers the peak a little) and lies in the network's field in the scene.
+        shown += 1
+        assert values.max() > 0.5, scale
+        k, j, i = np.nonzero(values)
+        matrix = ijk_to_ras(node)
+        ras = matrix[:3, :3] @ np.vstack([i, j, k]) + matrix[:3, 3:]
+        assert np.all(np.abs(ras.T - field_ras) <= half), scale
+    assert shown >= len(result.heatmaps) // 2, shown
     logic.show_heatmap(result, "enc3", 0.35)
     composites = scene.GetNodesByClass("vtkMRMLSliceCompositeNode")
     assert composites.GetNumberOfItems() == 3
@@ -313,6 +330,8 @@ def test_methods_table_equals_result_json(sts_analysis):
     table = result.methods_table
     assert table is not None and table.GetName().endswith(" MTV methods")
     rows = results.methods_from_table(table)
+    masks = results.method_masks(result)
+    assert masks["SUV >= 2.5"].any()
     assert len(rows) == len(data["methods"]) == 6
     for row, (name, entry) in zip(rows, data["methods"].items()):
         assert row["method"] == entry["label"] and row["available"] == entry["available"], name
@@ -321,10 +340,11 @@ def test_methods_table_equals_result_json(sts_analysis):
             assert row["mtv_ml"] == pytest.approx(entry["metrics"]["mtv_ml"], rel=1e-9)
             assert row["suv_mean"] == pytest.approx(entry["metrics"]["suv_mean"], rel=1e-9)
             assert row["suv_max"] == pytest.approx(entry["metrics"]["suv_max"], rel=1e-9)
-            if entry["dice_with_chosen"] is None:
-                assert np.isnan(row["dice"])
-            else:
-                assert row["dice"] == pytest.approx(entry["dice_with_chosen"], abs=1e-9)
+            # The scored MTV is not empty, so every method has a Dice with it (0 for an empty method).
+            assert entry["dice_with_chosen"] is not None, name
+            assert row["dice"] == pytest.approx(entry["dice_with_chosen"], abs=1e-9)
+            mask, chosen = masks[entry["label"]] > 0, masks["SUV >= 2.5"] > 0
+            assert row["dice"] == pytest.approx(2.0 * (mask & chosen).sum() / (mask.sum() + chosen.sum()), abs=1e-4)
         else:
             assert np.isnan(row["mtv_ml"]) and row["reason"]
     scored = next(r for r in rows if r["scored"])
@@ -788,7 +808,16 @@ def test_sample_pet_is_generated_once_with_its_checksum(sample, tmp_path):
     assert again.sha256 == sample.sha256 and sample.path.stat().st_mtime_ns == mtime
     pet = load_pet(sample.path)
     assert pet.size == (150, 150, 317) and 5.0 < float(pet.suv.max()) < 50.0
-    assert pet.physical_to_index((-sample.lesion_ras[0], -sample.lesion_ras[1], sample.lesion_ras[2]))
+    # The lesion point lies inside the volume, on the lesion: its voxel, found by inverting the
+    # geometry by hand, is FDG-avid and a hot lesion surrounds it.
+    d = np.asarray(pet.direction).reshape(3, 3) * np.asarray(pet.spacing)
+    lps = np.array([-sample.lesion_ras[0], -sample.lesion_ras[1], sample.lesion_ras[2]])
+    index = tuple(int(v) for v in np.rint(np.linalg.solve(d, lps - np.asarray(pet.origin))))
+    assert pet.physical_to_index(tuple(lps)) == index
+    assert all(0 <= v < n for v, n in zip(index, pet.size)), index
+    i, j, k = index
+    assert float(pet.suv[k, j, i]) > 2.5
+    assert float(pet.suv[k - 2:k + 3, j - 2:j + 3, i - 2:i + 3].max()) > 0.5 * float(pet.suv.max())
     damaged = tmp_path / "damaged"
     damaged.mkdir()
     (damaged / sample_data.SAMPLE_FILE).write_bytes(sample.path.read_bytes()[:1000])

@@ -11,10 +11,12 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from MTLRadiomicsLib.model import load_model
+from MTLRadiomicsLib.model.losses import MultiTaskLoss
 from training.checkpoint import load_checkpoint
 from training.manifest import ManifestError, read_manifest, split
 from training.run_config import RunConfig
@@ -62,10 +64,57 @@ def test_run_folder_holds_config_checkpoint_plots_and_metrics(trained_run):
     metrics = json.loads((out / "metrics.json").read_text())
     for split_name in ("validation", "test"):
         for key in ("dice", "recon_mse", "class_auc", "class_accuracy", "outcome_auc", "outcome_accuracy"):
-            assert key in metrics[split_name], (split_name, key)
-        assert 0.0 <= metrics[split_name]["dice"] <= 1.0
+            assert key in metrics[split_name], (split_name, key)       # values: the test below
     card = json.loads((out / "best" / "model.json").read_text())
     assert card["held_out_metrics"]["test"] == metrics["test"]
+
+
+def mann_whitney(score, label) -> float:
+    pos, neg = score[label == 1], score[label == 0]
+    return float(np.mean([(p > n) + 0.5 * (p == n) for p in pos for n in neg])) if len(pos) and len(neg) else None
+
+
+def test_held_out_metrics_equal_a_computation_by_hand(trained_run, cohort):
+    """metrics.json's figures, recomputed from the best model's raw outputs on each split's cases:
+    Dice of the thresholded segmentation (both empty: 1), reconstruction MSE, pathology and outcome
+    AUC (Mann-Whitney count) and accuracy (outcome at p > 0.5)."""
+    from training.trainer import validation_loaders
+
+    metrics = json.loads((trained_run.out_dir / "metrics.json").read_text())
+    config = tiny(epochs=6, patience=50, batch_size=4)
+    best = load_model(trained_run.out_dir / "best")
+    best.network.eval()
+    _, val_records, test_records = split(read_manifest(cohort)[0], config.training.val_fold)
+    for name, records in (("validation", val_records), ("test", test_records)):
+        got: dict[str, list] = {}
+        with torch.no_grad():
+            for batch in validation_loaders(records, config)["lesion"]:
+                out = best.network(batch["image"])
+                for b in range(batch["image"].shape[0]):
+                    if batch["has_mask"][b]:
+                        pred, truth = out["segmentation"][b] > 0, batch["mask"][b] > 0.5    # sigmoid > 0.5
+                        total = int(pred.sum() + truth.sum())
+                        got.setdefault("dice", []).append(1.0 if total == 0 else 2.0 * int((pred & truth).sum()) / total)
+                    got.setdefault("recon", []).append(float((out["reconstruction"][b] - batch["image"][b]).pow(2).mean()))
+                    if batch["has_pathology"][b]:
+                        logits = out["classification"][b]
+                        p1 = float(torch.sigmoid(logits[0])) if logits.numel() == 1 else float(torch.softmax(logits, 0)[1])
+                        got.setdefault("p1", []).append(p1)
+                        got.setdefault("pathology", []).append(int(batch["pathology"][b]))
+                    if batch["has_response"][b]:
+                        got.setdefault("p_response", []).append(float(torch.sigmoid(out["outcome"][b].reshape(()))))
+                        got.setdefault("response", []).append(int(batch["response"][b]))
+        g = {k: np.asarray(v) for k, v in got.items()}
+        expected = {"dice": g["dice"].mean(), "recon_mse": g["recon"].mean(),
+                    "class_auc": mann_whitney(g["p1"], g["pathology"]),
+                    "class_accuracy": float(np.mean((g["p1"] > 0.5) == (g["pathology"] == 1))),
+                    "outcome_auc": mann_whitney(g["p_response"], g["response"]),
+                    "outcome_accuracy": float(np.mean((g["p_response"] > 0.5) == (g["response"] == 1)))}
+        for key, value in expected.items():
+            if value is None:
+                assert metrics[name][key] is None, (name, key)
+            else:
+                assert metrics[name][key] == pytest.approx(value, abs=1e-5), (name, key)
 
 
 def test_resume_gives_the_same_next_epoch(cohort, tmp_path):
@@ -124,7 +173,23 @@ def test_survival_variant_reports_c_index_and_kaplan_meier(cohort, tmp_path):
     config = tiny(epochs=1)
     config = replace(config, model=config.model.with_changes(outcome_kind="survival"))
     result = train(config, cohort, tmp_path / "surv", progress=False, log=lambda *_: None)
-    assert "c_index" in result.final["test"]
+    # The reported C-index is Harrell's, counted here pair by pair from the best model's risks on the
+    # test cases: of the pairs whose shorter time is an event, the share where that case has the
+    # higher risk (ties in risk count half).
+    from training.evaluate import collect
+    from training.trainer import validation_loaders
+
+    best = load_model(tmp_path / "surv" / "best")
+    test_records = split(read_manifest(cohort)[0], config.training.val_fold)[2]
+    loader = validation_loaders(test_records, config)["lesion"]
+    _, outputs = collect(best.network, loader, MultiTaskLoss(best.config), torch.device("cpu"))
+    key = ("survival_risk", "survival_time", "survival_event") if "survival_risk" in outputs else \
+        ("outcome_surv", "surv_time", "surv_event")
+    risk, time, event = (np.asarray(outputs[k], float).ravel() for k in key)
+    pairs = [(i, j) for i in range(len(time)) for j in range(len(time)) if time[i] < time[j] and event[i]]
+    assert pairs
+    by_hand = np.mean([1.0 if risk[i] > risk[j] else 0.5 if risk[i] == risk[j] else 0.0 for i, j in pairs])
+    assert result.final["test"]["c_index"] == pytest.approx(by_hand, abs=1e-6)
     assert (tmp_path / "surv" / "kaplan_meier_test.png").exists()
 
 
