@@ -339,3 +339,81 @@ def test_admin_needs_no_times_and_no_half_life():
     assert conv.factor == pytest.approx(80 * 1000 / 3.7e8, rel=1e-12)
     assert conv.decay_factor == 1.0 and conv.elapsed_s is None
     assert conv.sources["decay"] == "DecayCorrection (0054,1102) ADMIN"
+
+
+# --------------------------------------------------------------------------- fallbacks of missing tags
+# The injection carries its full date-time (the day before, 23:30); only the scan's date tells that
+# the series (00:30) starts one hour later and not 23 hours earlier.
+def dated_header(**changes) -> Dataset:
+    return header(start_time=None, start_datetime="20240304233000", series_time="003000", **changes)
+
+
+def test_missing_series_date_falls_back_to_the_acquisition_date():
+    ds = dated_header(series_date=None)
+    ds.AcquisitionDate = "20240305"
+    ds.StudyDate = "20240301"                          # older: the acquisition date comes first
+    conv = suv_conversion_from_dicom(ds)
+    assert conv.elapsed_s == 3600.0
+    assert conv.reference_datetime == "2024-03-05T00:30:00"
+    assert conv.factor == pytest.approx(expected_factor(80, 3.7e8, 3600), rel=1e-9)
+
+
+def test_missing_series_and_acquisition_dates_fall_back_to_the_study_date():
+    ds = dated_header(series_date=None)
+    ds.StudyDate = "20240305"
+    conv = suv_conversion_from_dicom(ds)
+    assert conv.elapsed_s == 3600.0 and conv.reference_datetime == "2024-03-05T00:30:00"
+    # With no date at all the full injection date-time cannot be placed: refused, not guessed.
+    with pytest.raises(PetInputError):
+        suv_conversion_from_dicom(dated_header(series_date=None))
+
+
+def test_missing_series_time_falls_back_to_the_acquisition_time():
+    ds = header(series_time=None)                      # injection 10:00, SeriesDate 2024-03-05
+    ds.AcquisitionTime = "111500"
+    conv = suv_conversion_from_dicom(ds)
+    assert conv.elapsed_s == 4500.0
+    assert conv.reference_datetime == "2024-03-05T11:15:00"
+    assert conv.sources["reference_time"] == "AcquisitionDate/Time (0008,0022/0032)"
+    assert conv.factor == pytest.approx(expected_factor(80, 3.7e8, 4500), rel=1e-9)
+    # The slices' own acquisition date-times, when the reader has them, come before the header's.
+    conv = suv_conversion_from_dicom(ds, acquisition_datetimes=[dt.datetime(2024, 3, 5, 11, 30),
+                                                                dt.datetime(2024, 3, 5, 11, 5)])
+    assert conv.elapsed_s == 3900.0
+    assert conv.sources["reference_time"].startswith("earliest AcquisitionDate/Time")
+
+
+def test_missing_decay_correction_is_taken_as_start_and_said_so():
+    conv = suv_conversion_from_dicom(header(decay=None))
+    start = suv_conversion_from_dicom(header(decay="START"))
+    assert conv.factor == pytest.approx(start.factor, rel=1e-12)
+    assert conv.factor == pytest.approx(expected_factor(80, 3.7e8, 3600), rel=1e-9)
+    assert conv.decay_correction == "START" and conv.decay_factor == pytest.approx(2 ** (-3600 / HALF_LIFE))
+    assert conv.sources["decay"] == "DecayCorrection missing: START assumed"
+    assert start.sources["decay"] == "DecayCorrection (0054,1102) START"
+
+
+def test_fallbacks_through_a_dicom_series(tmp_path):
+    """The same on a written series: without SeriesDate, SeriesTime and DecayCorrection, the SUVs
+    come from AcquisitionDate/Time (set on every slice 30 min after the stated series start)."""
+    import numpy as np
+    from synthetic_dicom import edit_headers, small_pet, write_series
+
+    from MTLRadiomicsLib import load_pet
+
+    files = write_series(tmp_path / "pet")
+
+    def strip(ds, _index):
+        for keyword in ("SeriesDate", "SeriesTime", "DecayCorrection"):
+            delattr(ds, keyword)
+        ds.AcquisitionDate, ds.AcquisitionTime = "20240305", "113000"
+
+    edit_headers(files, strip)
+    pet = load_pet(tmp_path / "pet")
+    conv = pet.suv_conversion
+    assert conv.elapsed_s == 5400.0 and conv.reference_datetime == "2024-03-05T11:30:00"
+    assert conv.sources["decay"] == "DecayCorrection missing: START assumed"
+    # The files hold Bq/ml written for 11:00; taken as corrected to 11:30, the dose has decayed 30 min
+    # more, so every SUV is larger by the decay over those 30 min.
+    ratio = 2 ** (1800 / HALF_LIFE)
+    np.testing.assert_allclose(pet.suv, small_pet().suv * ratio, rtol=2e-4)
