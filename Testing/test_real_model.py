@@ -72,3 +72,35 @@ def test_the_synthetic_model_flags_a_real_thigh_sarcoma(sts_crops_dir):
     check = check_domain(domain, volume_ml=17.2, suv_max=16.3, spacing_mm=tuple(pet.spacing))
     assert not check.inside and any("voxel size" in r for r in check.reasons)
     assert np.isfinite(domain["features"]["max_distance"])
+
+
+def test_the_real_model_scores_every_task_with_calibrated_cross_validated_figures(real_model):
+    card = json.loads((REAL / "model.json").read_text())
+    assert set(real_model.config.tasks) >= {"segmentation", "classification", "outcome", "survival"}
+    assert real_model.config.metric_features and len(real_model.config.metric_center) == 4
+    assert "lung metastasis" in card["outcome"]["meaning"]
+    assert card["class_names"] == ["Leiomyosarcoma", "Liposarcoma", "MFH", "other"]
+    outcomes = card["held_out_metrics"]["cross_validation"]["outcomes"]
+    assert outcomes["n"] == 35
+    assert outcomes["outcome_auc_ci95"][0] <= outcomes["outcome_auc"] <= outcomes["outcome_auc_ci95"][1]
+    assert card["calibration"]["outcome_temperature"] > 0 and "out-of-fold" in card["calibration"]["data"]
+    assert len(card["domain"]["features"]["mean"]) == real_model.network.outcome.n_in
+
+
+def test_a_real_sarcoma_analysed_with_the_real_model_is_inside_its_domain(sts_crops_dir, tmp_path):
+    from MTLRadiomicsLib.analysis.engine import analyze
+    from MTLRadiomicsLib.analysis.options import AnalysisOptions
+    from MTLRadiomicsLib import load_pet
+    from MTLRadiomicsLib.pet_input.masks import load_mask
+
+    path = sts_crops_dir / "STS_024" / "PET_image.nii.gz"
+    pet = load_pet(path)
+    gtv = load_mask(sts_crops_dir / "STS_024" / "PET_mask.nii.gz", pet) > 0
+    k, j, i = np.unravel_index(int(np.argmax(np.where(gtv, pet.suv, -1))), gtv.shape)
+    x, y, z = pet.index_to_physical((float(i), float(j), float(k)))
+    result = analyze(path, tmp_path / "out", AnalysisOptions(point=(-x, -y, z), model="sts-real", samples=4,
+                                                              report=False))
+    assert result.scores.withheld == "" and result.scores.domain == "inside", result.domain
+    assert 0.0 <= result.scores.outcome.mean <= 1.0 and result.scores.survival is not None
+    assert set(result.scores.pathology) == {"Leiomyosarcoma", "Liposarcoma", "MFH", "other"}
+    assert "temperature scaling" in result.scores.calibration
