@@ -245,7 +245,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--epochs", type=int, help="maximum epochs per fold (default: the configuration's)")
     parser.add_argument("--rows", help=f"comma list of deep rows to run (default all: {', '.join(k for k, _, _ in ROWS)})")
     args = parser.parse_args(argv)
-    command = f"python -m benchmarks.real_outcome --seg-crossval {args.seg_crossval}"
+    command = (f"python -m benchmarks.real_outcome --seg-crossval {args.seg_crossval}"
+               + (f" --epochs {args.epochs}" if args.epochs else "") + (f" --rows {args.rows}" if args.rows else ""))
     run(Path(args.seg_crossval), Path(args.runs), epochs=args.epochs, command=command,
         only=args.rows.split(",") if args.rows else None)
     return 0
