@@ -254,10 +254,10 @@ def run_in_workers(tasks: Sequence[CaseTask], plan: WorkerPlan, initargs: tuple,
                         continue
                     on_done(outcome)
             suspects.extend(in_flight.values())   # their pool broke under them
+            executor.shutdown(wait=True)
         except KeyboardInterrupt:
             _stop(executor)
             raise
-        executor.shutdown(wait=True)
 
 
 @contextmanager
