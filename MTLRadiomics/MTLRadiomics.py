@@ -309,6 +309,7 @@ class MTLRadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self._job is not None:
             self.logic.cancel(self._job)
             self._job = None
+        self.logic.stop_engine()              # the warm engine worker ends with the module
         self._pollTimer.stop()
         self._metricsTimer.stop()
         self.removeObservers()

@@ -1,6 +1,7 @@
 """Logic of the MTLRadiomics Slicer module, importable without Qt (tested headless on real MRML).
 
 - engine_process: the engine's command line as a background process (start, poll, cancel).
+- warm_engine: one long-lived engine worker (``mtl-radiomics serve``) reused by every run.
 - scene_io: voxels between MRML nodes and files with exact geometry (RAS in MRML, LPS in files).
 - pet_input: what the engine is given (DICOM files or NRRD), SUV check, lesion point or box.
 - results: engine outputs as nodes (segmentation, labelmap, heatmaps, tables, every MTV method's MTV)

@@ -4,7 +4,9 @@ against real MRML; the Slicer module adds the application's scene, Python and DI
 
 A run goes: ``start_analysis`` (prepare the input, start the process) -> ``poll`` (progress, from a
 timer) -> ``finish`` (import the outputs as new nodes) or ``cancel`` (kill the process, delete the
-run folder; the scene is not touched before ``finish``). No Qt import.
+run folder; the scene is not touched before ``finish``). The engine runs in a warm worker
+(``warm_engine``: started with the first run, reused after, killed by cancel and started again by
+the next run), or, when that worker cannot start, in a process of its own per run. No Qt import.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from MTLRadiomicsModuleLogic.engine_process import EngineProcess, PollResult, Pr
 from MTLRadiomicsModuleLogic.live_metrics import LiveMetrics
 from MTLRadiomicsModuleLogic.parameters import MTV_METHOD_LABELS
 from MTLRadiomicsModuleLogic.results import ResultNodes
+from MTLRadiomicsModuleLogic.warm_engine import WarmEngine, WarmRun, WarmStartError
 
 
 class AnalysisError(RuntimeError):
@@ -50,7 +53,7 @@ class EngineJob:
     """One engine run in the background."""
 
     kind: str                                  # "analyze" or "rescore"
-    process: EngineProcess
+    process: EngineProcess | WarmRun
     run_folder: Path
     out_dir: Path
     input_path: Path
@@ -60,6 +63,8 @@ class EngineJob:
     result: Optional[ResultNodes] = None       # the result a rescore updates
     notes: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
+    command: list[str] = field(default_factory=list)      # the engine's command line, for a process of its own
+    cwd: Optional[Path] = None
 
     @property
     def state(self) -> ProcessState:
@@ -85,6 +90,8 @@ class AnalysisLogic:
     models_root: the folder of installed models (None: where the engine looks, see models.models_root).
     engine_only_folder: pydicom 3 and highdicom for the engine process only (see dependencies), put
     on the engine's path when it holds them.
+    warm_engine: run the engine in one long-lived worker (``mtl-radiomics serve``) that keeps the
+    model loaded; False: a process of its own per run.
     """
 
     def __init__(self, scene, python: str, engine_root: str | Path, env: Optional[dict] = None,
@@ -92,7 +99,7 @@ class AnalysisLogic:
                  bundled_model: Optional[str | Path] = None,
                  device_status: Callable[[], dependencies.DeviceStatus] = dependencies.cuda_status,
                  models_root: Optional[str | Path] = None,
-                 engine_only_folder: Optional[str | Path] = None):
+                 engine_only_folder: Optional[str | Path] = None, warm_engine: bool = True):
         self.scene = scene
         self.python = str(python)
         self.engine_root = Path(engine_root)
@@ -104,6 +111,9 @@ class AnalysisLogic:
         self._models_root = Path(models_root) if models_root else None
         self.engine_only_folder = Path(engine_only_folder) if engine_only_folder else None
         self.live_metrics = LiveMetrics()
+        self.use_warm_engine = warm_engine
+        self.warm_engine_note = ""                 # why runs went to processes of their own
+        self._warm: Optional[WarmEngine] = None
         self._pet_checks: dict[str, tuple[tuple, pet_input.SuvCheck]] = {}
         self._counter = itertools.count(1)
         scene_io.ensure_segmentation_converters()
@@ -167,6 +177,46 @@ class AnalysisLogic:
         folders = [self.engine_only_folder] if dependencies.engine_only_ready(self.engine_only_folder) else []
         return engine_command(self.python, self.engine_root, arguments, package_folders=folders)
 
+    def _run(self, arguments: list[str], cwd: Path) -> tuple[EngineProcess | WarmRun, list[str]]:
+        """Start ``mtl-radiomics ARGUMENTS`` on the warm worker, else in a process of its own; returns
+        the run and the command line (kept for a fallback)."""
+        command = self._command(arguments)
+        if self.use_warm_engine and not self.warm_engine_note:
+            try:
+                run = self.warm_engine().submit(arguments)
+                run.command = command
+                return run, command
+            except WarmStartError as error:
+                self._warm_failed(str(error))
+            except OSError as error:             # no process at all (the interpreter is missing, ...)
+                self._warm_failed(f"the warm engine could not start ({error})")
+        return EngineProcess(command, env=self.env, cwd=cwd).start(), command
+
+    def warm_engine(self) -> WarmEngine:
+        """The warm worker's keeper (created on first use; the worker starts with the first run)."""
+        if self._warm is None:
+            self._warm = WarmEngine(lambda: self._command(["serve"]), env=self.env)
+        return self._warm
+
+    def _warm_failed(self, reason: str) -> None:
+        self.warm_engine_note = reason + "; each analysis now runs in a process of its own"
+        if self._warm is not None:
+            self._warm.stop()
+
+    def _fall_back(self, job: EngineJob) -> Optional[str]:
+        """When the warm worker could not start, run ``job`` in a process of its own; the note."""
+        if not (isinstance(job.process, WarmRun) and job.process.startup_failed):
+            return None
+        self._warm_failed(job.process.error_message())
+        job.process = EngineProcess(job.command, env=self.env, cwd=job.cwd).start()
+        job.notes.append(self.warm_engine_note)
+        return self.warm_engine_note
+
+    def stop_engine(self) -> None:
+        """End the warm worker (the module is closed); a later run starts a new one."""
+        if self._warm is not None:
+            self._warm.stop()
+
     def _new_run_folder(self) -> Path:
         self.temp_root.mkdir(parents=True, exist_ok=True)
         return Path(tempfile.mkdtemp(prefix=f"run-{time.strftime('%Y%m%d-%H%M%S')}-{next(self._counter)}-",
@@ -211,13 +261,12 @@ class AnalysisLogic:
             input_path = pet_input.prepare_engine_input(pet, run_folder / "input", files)
             out_dir = run_folder / "analysis"
             options, notes = self._options(request, model, out_dir, mtv=True)
-            command = self._command(["analyze", str(input_path), *location, *options])
-            process = EngineProcess(command, env=self.env, cwd=run_folder).start()
+            process, command = self._run(["analyze", str(input_path), *location, *options], run_folder)
         except BaseException:
             shutil.rmtree(run_folder, ignore_errors=True)
             raise
         return EngineJob("analyze", process, run_folder, out_dir, input_path, pet.GetID(), model,
-                         from_dicom=bool(files), notes=notes)
+                         from_dicom=bool(files), notes=notes, command=command, cwd=run_folder)
 
     def start_rescore(self, result: ResultNodes, request: Optional[AnalysisRequest] = None) -> EngineJob:
         """Write the (edited) MTV segment on the PET grid and start ``mtl-radiomics rescore``."""
@@ -234,10 +283,11 @@ class AnalysisLogic:
         mask_path = scene_io.write_array_like(mask, reference, result.run_folder / f"edited-mtv-{stamp}.nrrd")
         out_dir = result.run_folder / f"rescore-{stamp}"
         options, notes = self._options(request, model, out_dir)
-        command = self._command(["rescore", str(input_path), "--mask", str(mask_path), *options])
-        process = EngineProcess(command, env=self.env, cwd=result.run_folder).start()
+        process, command = self._run(["rescore", str(input_path), "--mask", str(mask_path), *options],
+                                     result.run_folder)
         return EngineJob("rescore", process, result.run_folder, out_dir, input_path, result.pet.GetID(),
-                         model, from_dicom=result.from_dicom, result=result, notes=notes)
+                         model, from_dicom=result.from_dicom, result=result, notes=notes, command=command,
+                         cwd=result.run_folder)
 
     def _ensure_input(self, result: ResultNodes) -> Path:
         """The PET file the result was computed from; written again when its run folder is gone
@@ -253,10 +303,19 @@ class AnalysisLogic:
         return result.input_path
 
     def poll(self, job: EngineJob) -> PollResult:
-        return job.process.poll()
+        update = job.process.poll()
+        note = self._fall_back(job)
+        if note is None:
+            return update
+        fresh = job.process.poll()
+        return PollResult(fresh.state, update.events + fresh.events, [*update.log_lines, note, *fresh.log_lines],
+                          fresh.returncode)
 
     def wait(self, job: EngineJob, timeout: Optional[float] = None) -> ProcessState:
-        return job.process.wait(timeout)
+        state = job.process.wait(timeout)
+        if self._fall_back(job) is not None:
+            state = job.process.wait(timeout)
+        return state
 
     def cancel(self, job: EngineJob) -> None:
         """Stop the run and remove what it wrote; the scene stays as it was."""
@@ -270,9 +329,9 @@ class AnalysisLogic:
 
     def finish(self, job: EngineJob) -> ResultNodes:
         """Import a finished run: new nodes for ``analyze``, updated scores for ``rescore``."""
-        state = job.process.poll().state
+        state = self.poll(job).state
         if state == ProcessState.RUNNING:
-            state = job.process.wait()
+            state = self.wait(job)
         if state != ProcessState.SUCCEEDED:
             message = job.process.error_message() or f"the engine stopped ({state.value})"
             if job.kind == "analyze":

@@ -129,12 +129,7 @@ class EngineProcess:
     def start(self) -> "EngineProcess":
         if self._process is not None:
             raise RuntimeError("the engine process was already started")
-        kwargs: dict = {}
-        if os.name == "nt":
-            kwargs["creationflags"] = (subprocess.CREATE_NEW_PROCESS_GROUP
-                                       | getattr(subprocess, "CREATE_NO_WINDOW", 0))
-        else:
-            kwargs["start_new_session"] = True           # own process group: cancel kills it all
+        kwargs = new_group_options()                     # own process group: cancel kills it all
         self._process = subprocess.Popen(
             self.command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             env=self.env, cwd=self.cwd, text=True, encoding="utf-8", errors="replace", bufsize=1,
@@ -272,20 +267,33 @@ class EngineProcess:
             thread.join(timeout=5.0)
 
     def _kill_tree(self, graceful: bool) -> None:
-        pid = self.pid
-        if pid is None:
-            return
-        if os.name == "nt":
-            flags = getattr(subprocess, "CREATE_NO_WINDOW", 0)
-            subprocess.run(["taskkill", "/T", "/F", "/PID", str(pid)], capture_output=True,
-                           creationflags=flags, check=False)
-            if self._process is not None and self._process.poll() is None:
-                self._process.kill()
-            return
-        try:
-            os.killpg(pid, signal.SIGTERM if graceful else signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        if self._process is not None:
+            kill_process_tree(self._process, graceful)
+
+
+def new_group_options() -> dict:
+    """Popen options that start a process in its own process group (so that it can be killed with
+    everything it starts)."""
+    if os.name == "nt":
+        return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP | getattr(subprocess, "CREATE_NO_WINDOW", 0)}
+    return {"start_new_session": True}
+
+
+def kill_process_tree(process: subprocess.Popen, graceful: bool) -> None:
+    """SIGTERM (``graceful``) or SIGKILL to the process group of ``process`` (started with
+    :func:`new_group_options`); taskkill of the tree on Windows."""
+    pid = process.pid
+    if os.name == "nt":
+        flags = getattr(subprocess, "CREATE_NO_WINDOW", 0)
+        subprocess.run(["taskkill", "/T", "/F", "/PID", str(pid)], capture_output=True,
+                       creationflags=flags, check=False)
+        if process.poll() is None:
+            process.kill()
+        return
+    try:
+        os.killpg(pid, signal.SIGTERM if graceful else signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def process_group_alive(pgid: int) -> bool:
