@@ -55,3 +55,96 @@ def test_temperature_softens_an_overconfident_model():
     classes = rng.integers(0, 3, 900)
     logits = np.eye(3)[classes] * 2.0 + rng.normal(size=(900, 3)) * 2.0
     assert fit_temperature(logits * 5, classes) > fit_temperature(logits, classes)
+
+
+def harrell(risk, event, time) -> float:
+    """Harrell's C by brute force: pairs whose shorter time is an event; ties in risk count half."""
+    pairs = [(i, j) for i in range(len(time)) for j in range(len(time)) if time[i] < time[j] and event[i]]
+    return float(np.mean([1.0 if risk[i] > risk[j] else 0.5 if risk[i] == risk[j] else 0.0 for i, j in pairs]))
+
+
+def test_c_index_equals_harrells_pair_count_with_censoring():
+    rng = np.random.default_rng(5)
+    n = 80
+    risk = rng.normal(size=n)
+    time = np.round(rng.exponential(np.exp(-risk)) * 100, 3) + 0.001      # higher risk, earlier time
+    event = (rng.uniform(size=n) < 0.7).astype(int)                        # 30 % censored
+    c = concordance(risk, event, time)
+    assert c == pytest.approx(harrell(risk, event, time), abs=1e-6)
+    assert c > 0.6                                                        # the risk does tell
+    assert concordance(-risk, event, time) == pytest.approx(1.0 - c, abs=1e-6)
+    noise = rng.normal(size=n)
+    assert concordance(noise, event, time) == pytest.approx(harrell(noise, event, time), abs=1e-6)
+    assert np.isnan(concordance(risk, np.zeros(n), time))                # no event: undefined
+
+
+def test_bootstrap_interval_is_reproducible_and_seeded():
+    rng = np.random.default_rng(2)
+    values = rng.normal(size=60)
+
+    def mean(i):
+        return float(values[i].mean())
+
+    first = bootstrap_interval(mean, len(values), rounds=300, seed=4)
+    assert bootstrap_interval(mean, len(values), rounds=300, seed=4) == first
+    assert bootstrap_interval(mean, len(values), rounds=300, seed=5) != first
+    narrow = bootstrap_interval(mean, len(values), rounds=300, seed=4, level=0.5)
+    assert first[0] < narrow[0] < values.mean() < narrow[1] < first[1]
+    # The interval is the percentiles of the resampled statistic, drawn as numpy draws them.
+    draws = np.random.default_rng(4)
+    stats = [mean(draws.integers(0, 60, size=60)) for _ in range(300)]
+    assert first == pytest.approx(tuple(np.percentile(stats, [2.5, 97.5])), abs=1e-12)
+    # Undefined rounds (NaN) are left out; all undefined gives NaN.
+    half = bootstrap_interval(lambda i: mean(i) if i[0] % 2 else float("nan"), 60, rounds=300, seed=4)
+    assert np.isfinite(half).all()
+    assert np.isnan(bootstrap_interval(lambda i: float("nan"), 60, rounds=20)).all()
+
+
+def test_dice_per_case_by_hand():
+    import torch
+
+    from training.metrics import dice_per_case
+
+    rng = np.random.default_rng(6)
+    prob = rng.uniform(size=(4, 1, 6, 6, 6)).astype(np.float32)
+    target = (rng.uniform(size=prob.shape) > 0.6).astype(np.float32)
+    prob[2] = 0.1
+    target[2] = 0.0                                   # both empty: 1
+    target[3] = 0.0                                   # prediction but no target: 0
+    got = dice_per_case(torch.as_tensor(prob), torch.as_tensor(target)).numpy()
+    for b in range(4):
+        p, t = prob[b] > 0.5, target[b] > 0
+        expected = 1.0 if p.sum() + t.sum() == 0 else 2.0 * (p & t).sum() / (p.sum() + t.sum())
+        assert got[b] == pytest.approx(expected, abs=1e-6), b
+    assert got[2] == 1.0 and got[3] == 0.0
+
+
+def test_summarise_against_hand_computations():
+    from training.metrics import multiclass_auc, summarise
+
+    rng = np.random.default_rng(7)
+    n = 40
+    label = rng.integers(0, 2, n)
+    outcome = np.clip(0.5 + 0.2 * (label - 0.5) + rng.normal(scale=0.2, size=n), 0, 1)
+    p1 = np.clip(0.4 + 0.3 * label + rng.normal(scale=0.2, size=n), 0, 1)
+    pathology = rng.integers(0, 2, n)
+    time = rng.uniform(1, 50, n)
+    event = rng.integers(0, 2, n)
+    risk = rng.normal(size=n)
+    outputs = {"dice": rng.uniform(size=n), "recon_mse": rng.uniform(size=n),
+               "class_prob": np.column_stack([1 - p1, p1]), "class_label": pathology,
+               "outcome": outcome, "outcome_label": label,
+               "survival_risk": risk, "survival_time": time, "survival_event": event}
+    m = summarise(outputs, "binary", 2)
+    assert m["dice"] == pytest.approx(outputs["dice"].mean()) and m["recon_mse"] == pytest.approx(outputs["recon_mse"].mean())
+    assert m["class_auc"] == pytest.approx(mann_whitney(p1, pathology), abs=1e-6)
+    assert m["class_accuracy"] == pytest.approx(np.mean((p1 > 0.5) == (pathology == 1)))
+    assert m["outcome_auc"] == pytest.approx(mann_whitney(outcome, label), abs=1e-6)
+    assert m["outcome_accuracy"] == pytest.approx(np.mean((outcome > 0.5) == (label == 1)))
+    assert m["c_index"] == pytest.approx(harrell(risk, event, time), abs=1e-6)
+    # Three classes: the macro one-vs-rest AUC.
+    k3 = rng.dirichlet(np.ones(3), size=n)
+    y3 = rng.integers(0, 3, n)
+    by_hand = np.mean([mann_whitney(k3[:, c], (y3 == c).astype(int)) for c in range(3)])
+    assert multiclass_auc(k3, y3) == pytest.approx(by_hand, abs=1e-5)
+    assert summarise({"class_prob": k3, "class_label": y3}, "binary", 3)["class_auc"] == pytest.approx(by_hand, abs=1e-5)
