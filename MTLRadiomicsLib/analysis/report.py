@@ -8,6 +8,7 @@ performance.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -502,8 +503,10 @@ _MEASURE_DPI = 300
 _RENDERER = RendererAgg(10, 10, _MEASURE_DPI)
 
 
+@functools.lru_cache(maxsize=8192)
 def _width_in(text: str, size: float, weight: str = "normal") -> float:
-    """Rendered width of ``text`` in inches at ``size`` pt (the page's font), with 3 % to spare."""
+    """Rendered width of ``text`` in inches at ``size`` pt (the page's font), with 3 % to spare;
+    remembered, since the layout is measured before it is drawn and wrapping tries every prefix."""
     width, _, _ = _RENDERER.get_text_width_height_descent(text, FontProperties(size=size, weight=weight),
                                                          ismath=False)
     return 1.03 * width / _MEASURE_DPI

@@ -26,7 +26,8 @@ def write_dicom_seg(mask: np.ndarray, pet: PetVolume, path: str | Path, label: s
         raise MaskInputError("a DICOM SEG can only be written for a PET read from a DICOM series")
     if mask.shape != pet.shape:
         raise MaskInputError(f"mask shape {mask.shape} differs from the PET {pet.shape}")
-    sources = [pydicom.dcmread(f, stop_before_pixels=True) for f in pet.dicom_files]
+    sources = (pet.dicom_headers if len(pet.dicom_headers) == len(pet.dicom_files)
+               else [pydicom.dcmread(f, stop_before_pixels=True) for f in pet.dicom_files])
     segment = hd.seg.SegmentDescription(
         segment_number=1,
         segment_label=label,

@@ -27,6 +27,8 @@ class PetVolume:
         series: descriptive facts (patient, study, series, scanner) where the input has them.
         dicom_files: the slice files, sorted along the slice normal, when read from DICOM.
         tracer: whether the header speaks for F-18 FDG PET; analysis refuses anything else.
+        dicom_headers: the slices' headers (no pixel data) in the order of ``dicom_files``, as read
+            (a DICOM SEG of the result references them without reading the files again).
     """
 
     suv: np.ndarray
@@ -39,6 +41,7 @@ class PetVolume:
     series: dict[str, Any] = field(default_factory=dict)
     dicom_files: list[str] = field(default_factory=list)
     tracer: TracerCheck = field(default_factory=TracerCheck)
+    dicom_headers: list[Any] = field(default_factory=list, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.suv = np.ascontiguousarray(self.suv, dtype=np.float32)

@@ -154,4 +154,4 @@ def _load_dicom(folder: Path, overrides: Optional[SuvOverrides],
     return PetVolume(suv=suv, spacing=image.GetSpacing(), origin=image.GetOrigin(),
                      direction=image.GetDirection(), source=str(folder), source_format="dicom",
                      suv_conversion=conversion, series=series_facts(series, all_series),
-                     dicom_files=list(series.files), tracer=tracer)
+                     dicom_files=list(series.files), tracer=tracer, dicom_headers=list(series.headers))

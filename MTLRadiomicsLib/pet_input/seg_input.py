@@ -40,7 +40,9 @@ def read_seg(path: Path, pet: PetVolume, segment: Optional[str]) -> np.ndarray:
     numbers = list(seg.get_segment_numbers())
     if not numbers:
         raise MaskInputError(f"{path.name} holds no segments")
-    uids = [str(pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID) for f in pet.dicom_files]
+    headers = (pet.dicom_headers if len(pet.dicom_headers) == len(pet.dicom_files)
+               else [pydicom.dcmread(f, stop_before_pixels=True) for f in pet.dicom_files])
+    uids = [str(h.SOPInstanceUID) for h in headers]
     covered = _covered_slices(path, seg, uids)
     try:
         pixels = seg.get_pixels_by_source_instance([uids[k] for k in covered], segment_numbers=numbers)
