@@ -94,6 +94,7 @@ def test_two_analyses_load_the_model_once(session, tiny_model):
     assert session["loads"] == [Path(tiny_model).resolve()]
     (pong,) = answers(lines, "p1")
     assert pong["status"] == "pong" and pong["model_loads"] == 1 and pong["requests"] == 7
+    assert pong["pet_reads"] == 1                 # the same scan for both analyses and the rescore
     for rid, out in (("a1", session["first"]), ("a2", session["second"])):
         *progress, done = answers(lines, rid)
         assert [p["stage"] for p in progress][:2] == ["load", "model"] and progress[-1]["stage"] == "done"
@@ -107,8 +108,9 @@ def test_a_warm_analysis_gives_the_numbers_of_a_cold_one(session, crop, tiny_mod
     served = json.loads((session["second"] / "result.json").read_text())
     cold = analyze(crop["path"], tmp_path / "cold", AnalysisOptions(
         point=tuple(crop["ras"]), model=tiny_model, samples=2, mtv_method="suv2.5", report=False, device="cpu"))
-    assert served["scores"] == json.loads(json.dumps(cold.to_dict()["scores"]))
-    assert served["metrics"] == json.loads(json.dumps(cold.metrics))
+    cold = json.loads((tmp_path / "cold" / "result.json").read_text())
+    for key in ("scores", "metrics", "input", "pet", "location", "mtv", "warnings", "outputs"):
+        assert served[key] == cold[key], key
     assert sorted(p.name for p in session["second"].iterdir()) == sorted(p.name for p in (tmp_path / "cold").iterdir())
 
 
@@ -177,3 +179,36 @@ def test_the_protocol_stream_sends_stray_prints_to_stderr(tmp_path):
             "print('stray'); sys.stdout.flush(); p.write('{\"answer\": 1}\\n'); p.flush()")
     process = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert process.stdout == '{"answer": 1}\n' and "stray" in process.stderr
+
+
+def test_a_kept_scan_is_read_again_when_its_file_changes_and_gives_its_warnings_again(crop, tmp_path, monkeypatch):
+    import os
+    import shutil
+    import warnings
+
+    from MTLRadiomicsLib.analysis import pet_cache
+    from MTLRadiomicsLib.analysis.library_warnings import capture_warnings
+
+    path = Path(shutil.copy(crop["path"], tmp_path / "scan.nii.gz"))
+    real = pet_cache.read_pet
+
+    def noisy(pet_path, options, captured):
+        warnings.warn("a header field was odd")
+        return real(pet_path, options, captured)
+
+    monkeypatch.setattr(pet_cache, "read_pet", noisy)
+    cache = pet_cache.PetCache()
+    seen = []
+    for _ in range(2):
+        lines: list[str] = []
+        with capture_warnings(lines) as captured:
+            seen.append(cache(str(path), AnalysisOptions(), captured))
+        assert lines == ["test_serve: a header field was odd"]
+    assert cache.reads == 1 and seen[0][0] is seen[1][0] and seen[0][1] == seen[1][1]
+    os.utime(path, ns=(1, 1))
+    with capture_warnings([]) as captured:
+        again = cache(str(path), AnalysisOptions(), captured)
+    assert cache.reads == 2 and again[0] is not seen[0][0]
+    with capture_warnings([]) as captured:
+        cache(str(path), AnalysisOptions(series_uid="1.2"), captured)
+    assert cache.reads == 3                        # other reading options: read again

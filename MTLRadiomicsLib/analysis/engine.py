@@ -11,7 +11,7 @@ import hashlib
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 import numpy as np
 import torch
@@ -68,35 +68,46 @@ def fingerprint(pet: PetVolume) -> str:
     return digest.hexdigest()
 
 
+def read_pet(pet_path: str | Path, options: AnalysisOptions,
+             captured: Optional[CapturedWarnings] = None) -> tuple[PetVolume, str]:
+    """The PET in SUV (F-18 FDG only: the models know nothing else) and its SHA-256 (:func:`fingerprint`)."""
+    pet = load_pet(pet_path, overrides=options.overrides, input_units=options.input_units,
+                   series_uid=options.series_uid)
+    pet.tracer.require_fdg()
+    return pet, fingerprint(pet)
+
+
+PetReader = Callable[[str | Path, AnalysisOptions, CapturedWarnings], tuple[PetVolume, str]]
+
+
 def analyze(pet_path: str | Path, out_dir: str | Path, options: Optional[AnalysisOptions] = None,
             progress: Optional[Progress] = None, overwrite: bool = False,
-            edited_mask: Optional[str | Path] = None, loaded: Optional[LoadedModel] = None) -> AnalysisResult:
+            edited_mask: Optional[str | Path] = None, loaded: Optional[LoadedModel] = None,
+            pet_reader: Optional[PetReader] = None) -> AnalysisResult:
     """Analyse one PET scan and write all outputs to ``out_dir``; with ``edited_mask`` (re-scoring)
     the given MTV replaces the predicted one for metrics and outcome scores. ``loaded``: the model,
-    already loaded (a long-lived server keeps it); None loads ``options.model``. Warnings of the
-    libraries used (pydicom, ...) go into the result's warnings, not to the terminal."""
+    already loaded (a long-lived server keeps it); None loads ``options.model``. ``pet_reader``:
+    reads the PET and its SHA-256 (a server's cache of the last scans); None: :func:`read_pet`.
+    Warnings of the libraries used (pydicom, ...) go into the result's warnings, not to the terminal."""
     progress = progress or Progress("none")
     try:
         with capture_warnings([]) as captured:
             return _analyze(pet_path, Path(out_dir), options or AnalysisOptions(), progress, overwrite, edited_mask,
-                            captured, loaded)
+                            captured, loaded, pet_reader)
     finally:
         progress.close()        # a bar left open would garble the error line that follows
 
 
 def _analyze(pet_path: str | Path, out_dir: Path, options: AnalysisOptions, progress: Progress,
              overwrite: bool, edited_mask: Optional[str | Path], captured: CapturedWarnings,
-             preloaded: Optional[LoadedModel] = None) -> AnalysisResult:
+             preloaded: Optional[LoadedModel] = None, pet_reader: Optional[PetReader] = None) -> AnalysisResult:
     check_output_dir(out_dir, overwrite)
     clock = Stopwatch()
     warnings = captured.into              # the analysis's warnings; the libraries' are added as they come
 
     progress.stage("load", 0.02, "reading the PET volume")
     with clock("load"):
-        pet = load_pet(pet_path, overrides=options.overrides, input_units=options.input_units,
-                       series_uid=options.series_uid)
-        pet.tracer.require_fdg()          # the models know F-18 FDG PET only
-        source_hash = fingerprint(pet)
+        pet, source_hash = (pet_reader or read_pet)(pet_path, options, captured)
     progress.stage("model", 0.12, "loading the model")
     with clock("model"):
         device = choose_device(options.device, warnings)

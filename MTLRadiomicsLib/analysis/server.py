@@ -1,5 +1,6 @@
 """A warm engine: one long-lived process that loads each model once and answers requests given as
-JSON lines (``mtl-radiomics serve``).
+JSON lines (``mtl-radiomics serve``); the last scans read are kept too (a rescore after an analysis
+does not read the DICOM series again).
 
 Requests, one JSON object per line:
 
@@ -197,10 +198,13 @@ class Server:
     """Answers requests read from ``stdin`` on ``stdout`` (see the module's docstring)."""
 
     def __init__(self, stdin: TextIO, stdout: TextIO, cache: Optional[ModelCache] = None,
-                 log: Optional[TextIO] = None):
+                 log: Optional[TextIO] = None, pets: Optional[Callable] = None):
+        from MTLRadiomicsLib.analysis.pet_cache import PetCache
+
         self.stdin = stdin
         self.stdout = stdout
         self.cache = cache or ModelCache()
+        self.pets = pets if pets is not None else PetCache()
         self.log = log if log is not None else sys.stderr
         self.requests = 0
 
@@ -235,7 +239,8 @@ class Server:
             return False
         if command == "ping":
             self.write({"id": rid, "status": "pong", "pid": os.getpid(), "version": __version__,
-                        "model_loads": self.cache.loads, "models": self.cache.folders(), "requests": self.requests})
+                        "model_loads": self.cache.loads, "models": self.cache.folders(), "requests": self.requests,
+                        "pet_reads": getattr(self.pets, "reads", None)})
             return True
         if command not in COMMANDS:
             self.write({"id": rid, "status": "error",
@@ -261,7 +266,8 @@ class Server:
         loaded = self.cache.get(options.model)
         progress = Progress("json", stream=self.stdout, fields={"id": rid})
         analyze(request["pet"], request["out"], options, progress, overwrite=overwrite,
-                edited_mask=request.get("mask") if request["command"] == "rescore" else None, loaded=loaded)
+                edited_mask=request.get("mask") if request["command"] == "rescore" else None, loaded=loaded,
+                pet_reader=self.pets)
         result_path = Path(request["out"]) / "result.json"
         return {"id": rid, "status": "done", "out": str(request["out"]), "result_json": str(result_path),
                 "result": json.loads(result_path.read_text())}
