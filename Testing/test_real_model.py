@@ -104,3 +104,12 @@ def test_a_real_sarcoma_analysed_with_the_real_model_is_inside_its_domain(sts_cr
     assert 0.0 <= result.scores.outcome.mean <= 1.0 and result.scores.survival is not None
     assert set(result.scores.pathology) == {"Leiomyosarcoma", "Liposarcoma", "MFH", "other"}
     assert "temperature scaling" in result.scores.calibration
+
+
+def test_the_cli_names_what_the_real_models_score_means(sts_crops_dir, tmp_path):
+    from cli_runner import run_cli
+
+    process = run_cli("analyze", sts_crops_dir / "STS_024" / "PET_image.nii.gz", "--out", tmp_path / "o",
+                      "--model", "sts-real", "--samples", "2", "--no-report", "--progress", "none")
+    assert process.returncode == 0, process.stderr
+    assert "probability of lung metastasis" in process.stdout and "response probability" not in process.stdout

@@ -40,7 +40,8 @@ def print_summary(result, out: str) -> None:
     s, m = result.scores, result.metrics
     ras = ", ".join(f"{v:.1f}" for v in result.location.center_ras)
     print(f"lesion      {result.location.method}, centre RAS ({ras}) mm")
-    name = "response probability" if s.outcome_kind == "binary" else "risk (log relative hazard)"
+    name = "risk (log relative hazard)" if s.outcome_kind != "binary" else (
+        "response probability" if not s.outcome_meaning or "response" in s.outcome_meaning else s.outcome_meaning)
     if s.withheld:
         print(f"scores      withheld: {s.withheld}")
     else:
