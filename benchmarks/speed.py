@@ -18,6 +18,8 @@
    (training.dataset.build_dataset with augmentation) on a small synthetic cohort.
 6. `batch` of 20 synthetic whole-body cases with `--workers 2` against one after the other
    (benchmarks.batch_speed; goal: at least 1.6 times faster).
+7. The warm engine (`mtl-radiomics serve`): analyze and rescore of STS_001 (automatic
+   localisation) on a running server against a fresh process each (benchmarks.warm_speed).
 
 Results: a section of benchmarks/RESULTS.md per mode and ``speed_<mode>.json`` beside it.
 """
@@ -44,6 +46,7 @@ import torch
 
 from benchmarks.batch_speed import BatchBench, batch_markdown, batch_speed
 from benchmarks.report import RESULTS, write_section
+from benchmarks.warm_speed import WarmBench, warm_markdown, warm_speed
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL = ROOT / ".." / "shared" / "data" / "real" / "STS_001_wholebody"
@@ -67,6 +70,7 @@ class SpeedMode:
     train_cases: int
     train_cpu_batch: int = 0             # on the CPU, batches no larger than this (0: the configuration's)
     batch: Optional[BatchBench] = None   # section 6, with the first of ``models``; None: not timed
+    warm: Optional[WarmBench] = None     # section 7, with the first of ``models``; None: not timed
 
 
 MODES = {
@@ -76,20 +80,22 @@ MODES = {
         analyze_repeats={"bundled": 1, "paper": 1}, analyze_samples=10, fresh_process=True,
         gradcam_models=("bundled",), gradcam_repeats=3,
         throughput_batches={"bundled": (1, 4), "paper": (1,)}, timing_repeats=3,
-        train_configs={"small": 8}, train_cases=24, batch=BatchBench(20)),
+        train_configs={"small": 8}, train_cases=24, batch=BatchBench(20), warm=WarmBench("sts_auto")),
     "full": SpeedMode(
         "full", models=("bundled", "paper"),
         analyze_inputs={"bundled": ("sts_point", "sts_auto", "demo"), "paper": ("sts_point", "demo")},
         analyze_repeats={"bundled": 3, "paper": 1}, analyze_samples=10, fresh_process=True,
         gradcam_models=("bundled", "paper"), gradcam_repeats=1,
         throughput_batches={"bundled": (1, 4), "paper": (1, 4)}, timing_repeats=3,
-        train_configs={"small": 10, "paper": 2}, train_cases=48, train_cpu_batch=2, batch=BatchBench(20)),
+        train_configs={"small": 10, "paper": 2}, train_cases=48, train_cpu_batch=2, batch=BatchBench(20),
+        warm=WarmBench("sts_auto", repeats=3)),
     "smoke": SpeedMode(
         "smoke", models=("tiny",), analyze_inputs={"tiny": ("demo",)},
         analyze_repeats={"tiny": 1}, analyze_samples=2, fresh_process=False,
         gradcam_models=("tiny",), gradcam_repeats=1,
         throughput_batches={"tiny": (1,)}, timing_repeats=1,
-        train_configs={"tiny": 2}, train_cases=6, batch=BatchBench(4, kind="crop", report=False)),
+        train_configs={"tiny": 2}, train_cases=6, batch=BatchBench(4, kind="crop", report=False),
+        warm=WarmBench("demo", repeats=1)),
 }
 INPUT_NAMES = {"sts_point": "STS_001 DICOM, point in the GTV",
                "sts_auto": "STS_001 DICOM, automatic localisation",
@@ -510,6 +516,30 @@ def batch_section(mode: SpeedMode, models: dict[str, BenchModel], work: Path, lo
     return batch_speed(mode.batch, model.folder, model.mtv_method, mode.analyze_samples, work, mode.fresh_process, log)
 
 
+# ---------------------------------------------------------------- 7. warm engine
+
+
+def warm_section(mode: SpeedMode, models: dict[str, BenchModel], work: Path,
+                 log: Callable[[str], None]) -> tuple[dict, str]:
+    """The warm engine against a process per run, with the mode's first model; (figures, input)."""
+    if mode.warm is None:
+        return {}, ""
+    log("warm engine")
+    model = models[mode.models[0]]
+    name = mode.warm.input if mode.warm.input != "sts_auto" or REAL.exists() else "demo"
+    if name == "sts_auto":
+        pet = REAL / "dicom"
+    else:
+        import SimpleITK as sitk
+
+        pet = work / "warm_demo.nii.gz"
+        sitk.WriteImage(demo_case().pet.to_sitk(), str(pet))
+    folder = work / "warm"
+    folder.mkdir(exist_ok=True)
+    return (warm_speed(mode.warm, pet, None, model.folder, model.mtv_method, mode.analyze_samples, folder,
+                       mode.fresh_process, log), INPUT_NAMES[name])
+
+
 # ---------------------------------------------------------------- report
 
 
@@ -579,6 +609,7 @@ def markdown(result: dict) -> str:
     parts = [analyze_markdown(result["analyze"]), gradcam_markdown(result["gradcam"], result["gradcam_notes"]),
              throughput_markdown(result["throughput"]), cuda_text, training_markdown(result["training"]),
              batch_markdown(result.get("batch") or {}, result.get("batch_model", "")),
+             warm_markdown(result.get("warm") or {}, result.get("batch_model", ""), result.get("warm_input", "")),
              f"Whole run: {result['seconds']:.0f} s; one-minute load average {result['load_average_before']:.2f} "
              f"before and {result['load_average_after']:.2f} after (the run itself keeps {torch.get_num_threads()} "
              "threads busy; more means other work shared the CPU)."]
@@ -635,6 +666,7 @@ def run(mode: SpeedMode, results: Path = RESULTS, log: Callable[[str], None] = p
                 result["training"].append(training_speed(name, cohort, steps, cuda, amp=True))
         result["batch"] = batch_section(mode, models, work, log)
         result["batch_model"] = models[mode.models[0]].label
+        result["warm"], result["warm_input"] = warm_section(mode, models, work, log)
     result["seconds"] = round(time.perf_counter() - started, 1)
     result["load_average_after"] = os.getloadavg()[0]
     body = markdown(result)
