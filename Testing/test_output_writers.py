@@ -68,3 +68,22 @@ def test_dicom_seg_from_the_headers_read_with_the_pet(sts001_pet, tmp_path):
     assert refs(ours) == refs(theirs)
     for name in ("PatientID", "StudyInstanceUID", "FrameOfReferenceUID", "NumberOfFrames"):
         assert ours.get(name) == theirs.get(name), name
+
+
+def test_report_views_of_an_lps_volume_skip_reorienting_and_are_the_same(monkeypatch):
+    from MTLRadiomicsLib.analysis import report_figures as rf
+
+    rng = np.random.default_rng(2)
+    pet = PetVolume(suv=rng.random((12, 10, 9)) * 5, spacing=(2.0, 2.0, 3.0), origin=(1.0, 2.0, 3.0),
+                    direction=(1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0))
+    mask = np.zeros(pet.shape, np.uint8)
+    mask[4:7, 3:6, 2:5] = 1
+    heat = {"enc1": rng.random(pet.shape).astype(np.float32), "dec1": np.full(pet.shape, np.nan, np.float32)}
+    fast = rf.prepare_views(pet, mask, heat, center_lps=(5.0, 6.0, 9.0))
+    monkeypatch.setattr(rf, "_is_lps", lambda _: False)
+    plain = rf.prepare_views(pet, mask, heat, center_lps=(5.0, 6.0, 9.0))
+    assert np.array_equal(fast.suv, plain.suv) and np.array_equal(fast.mask, plain.mask)
+    assert all(np.array_equal(fast.heatmaps[k], plain.heatmaps[k]) for k in heat)
+    assert (fast.peak, fast.lesion_suv_max, fast.mask_box, fast.spacing) == \
+        (plain.peak, plain.lesion_suv_max, plain.mask_box, plain.spacing)
+    assert not np.shares_memory(fast.heatmaps["enc1"], heat["enc1"])      # the caller's maps untouched

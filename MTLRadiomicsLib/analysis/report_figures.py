@@ -118,7 +118,14 @@ def display_window(lesion_suv_max: float) -> float:
     return float(max(4.0, np.ceil(lesion_suv_max * 1.2)))
 
 
+def _is_lps(pet: PetVolume) -> bool:
+    """Whether the volume's axes already run L, P, S (then re-orienting to LPS changes nothing)."""
+    return sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(pet.direction) == "LPS"
+
+
 def _orient(pet: PetVolume, array: np.ndarray, dtype: Any) -> np.ndarray:
+    if _is_lps(pet):
+        return np.array(array, dtype=dtype, order="C")            # a copy, as re-orienting gives
     image = pet.copy_geometry_to(sitk.GetImageFromArray(np.ascontiguousarray(array, dtype=dtype)))
     return sitk.GetArrayFromImage(sitk.DICOMOrient(image, "LPS"))
 
@@ -136,11 +143,13 @@ def prepare_views(pet: PetVolume, mask: np.ndarray, heatmaps: dict[str, np.ndarr
     for name, heat in heatmaps.items():
         if np.shape(heat) != pet.shape:
             raise ValueError(f"heatmap {name} shape {np.shape(heat)} differs from the PET shape {pet.shape}")
-    image = sitk.DICOMOrient(pet.to_sitk(), "LPS")
+    image = pet.to_sitk() if _is_lps(pet) else sitk.DICOMOrient(pet.to_sitk(), "LPS")
     suv = sitk.GetArrayFromImage(image)
     oriented_mask = _orient(pet, mask > 0, np.uint8)
-    heat = {name: np.clip(np.nan_to_num(_orient(pet, heatmaps[name], np.float32)), 0.0, 1.0)
-            for name in ordered_scales(list(heatmaps))}
+    heat = {}
+    for name in ordered_scales(list(heatmaps)):
+        oriented = _orient(pet, heatmaps[name], np.float32)            # a fresh array: changed in place
+        heat[name] = np.clip(np.nan_to_num(oriented, copy=False), 0.0, 1.0, out=oriented)
     box = None
     if oriented_mask.any():
         where = np.argwhere(oriented_mask > 0)
@@ -445,6 +454,6 @@ def gradcam_figure(views: Views, result: AnalysisResult) -> plt.Figure:
 def png_base64(fig: plt.Figure) -> str:
     """The figure as a base64 PNG (the figure is closed)."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", facecolor="white")
+    fig.savefig(buffer, format="png", facecolor="white", pil_kwargs={"compress_level": 3})   # same pixels, faster
     plt.close(fig)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
