@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import torch
+from monai.networks.nets.basic_unet import UpCat
 from torch import nn
 
-from MTLRadiomicsLib.model.blocks import UpConcat
-from MTLRadiomicsLib.model.encoders import norm_arg
+from MTLRadiomicsLib.model.encoders import ACT, norm_arg
 
 
 class UNetDecoder(nn.Module):
@@ -21,10 +21,10 @@ class UNetDecoder(nn.Module):
         super().__init__()
         n = norm_arg(norm)
         f = features
-        self.dec4 = UpConcat(f[4], f[3], f[3], n, halves=True)
-        self.dec3 = UpConcat(f[3], f[2], f[2], n, halves=True)
-        self.dec2 = UpConcat(f[2], f[1], f[1], n, halves=True)
-        self.dec1 = UpConcat(f[1], f[0], f[0], n, halves=False)
+        self.dec4 = UpCat(3, f[4], f[3], f[3], ACT, n, bias=True, halves=True)
+        self.dec3 = UpCat(3, f[3], f[2], f[2], ACT, n, bias=True, halves=True)
+        self.dec2 = UpCat(3, f[2], f[1], f[1], ACT, n, bias=True, halves=True)
+        self.dec1 = UpCat(3, f[1], f[0], f[0], ACT, n, bias=True, halves=False)
         self.head = nn.Conv3d(f[0], out_channels, kernel_size=1)
 
     def forward(self, enc: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:

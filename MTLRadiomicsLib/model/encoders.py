@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
+from monai.networks.blocks import ResidualUnit
+from monai.networks.nets.basic_unet import Down, TwoConv
 from torch import nn
 
-from MTLRadiomicsLib.model.blocks import DoubleConv, PoolDoubleConv, ResidualBlock
+ACT = ("relu", {"inplace": True})
 
 
-def norm_arg(norm: str) -> Optional[str]:
-    """The blocks' normalisation from the configuration's name: 'instance' (affine), 'batch' or
-    'none' (None)."""
-    return {"instance": "instance", "batch": "batch", "none": None}[norm]
+def norm_arg(norm: str) -> tuple | str | None:
+    """MONAI norm argument from a short name: 'instance', 'batch' or 'none'."""
+    return {"instance": ("instance", {"affine": True}), "batch": "batch", "none": None}[norm]
 
 
 class UNetEncoder(nn.Module):
@@ -27,11 +26,11 @@ class UNetEncoder(nn.Module):
     def __init__(self, in_channels: int, features: tuple[int, ...], norm: str, dropout: float):
         super().__init__()
         n = norm_arg(norm)
-        self.enc1 = DoubleConv(in_channels, features[0], n)
-        self.enc2 = PoolDoubleConv(features[0], features[1], n)
-        self.enc3 = PoolDoubleConv(features[1], features[2], n)
-        self.enc4 = PoolDoubleConv(features[2], features[3], n)
-        self.enc5 = PoolDoubleConv(features[3], features[4], n)
+        self.enc1 = TwoConv(3, in_channels, features[0], ACT, n, bias=True)
+        self.enc2 = Down(3, features[0], features[1], ACT, n, bias=True)
+        self.enc3 = Down(3, features[1], features[2], ACT, n, bias=True)
+        self.enc4 = Down(3, features[2], features[3], ACT, n, bias=True)
+        self.enc5 = Down(3, features[3], features[4], ACT, n, bias=True)
         self.dropout = nn.Dropout3d(dropout) if dropout > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -44,7 +43,7 @@ class UNetEncoder(nn.Module):
 
 
 class ResNetEncoder(nn.Module):
-    """A residual encoder: per level one residual unit of two 3x3x3 convs; levels 2-5 halve
+    """A residual encoder: per level one MONAI ResidualUnit of two 3x3x3 convs; levels 2-5 halve
     the resolution with a stride-2 first conv. Same output shapes as :class:`UNetEncoder`."""
 
     def __init__(self, in_channels: int, features: tuple[int, ...], norm: str, dropout: float):
@@ -52,8 +51,8 @@ class ResNetEncoder(nn.Module):
         n = norm_arg(norm) or "batch"
         channels = (in_channels,) + tuple(features)
         for level in range(5):
-            unit = ResidualBlock(channels[level], channels[level + 1], n, stride=1 if level == 0 else 2,
-                                 kernel_size=3, subunits=2)
+            unit = ResidualUnit(3, channels[level], channels[level + 1], strides=1 if level == 0 else 2,
+                                kernel_size=3, subunits=2, act=ACT, norm=n)
             self.add_module(f"enc{level + 1}", unit)
         self.dropout = nn.Dropout3d(dropout) if dropout > 0 else nn.Identity()
 

@@ -2,8 +2,8 @@
 the lesion is enclosed, then put back exactly onto the PET grid.
 
 The region is a grid with the LPS axes at the model's spacing, anchored at the seed. It starts as one
-network field of view around the seed. Sliding windows (``sliding_window.py``: Gaussian blending,
-overlap 0.5) give the tumour probability over the region; the connected component of the seed is
+network field of view around the seed. MONAI's ``sliding_window_inference`` (Gaussian blending,
+overlap 0.5) gives the tumour probability over the region; the connected component of the seed is
 the lesion. Wherever the lesion comes within ``CONTEXT_VOXELS`` of a face of the region while the
 PET goes on beyond that face, the region grows on that side by half a field of view and the
 inference is repeated (growing passes with overlap 0.25, the final one with 0.5). Growth stops when the
@@ -25,7 +25,6 @@ from MTLRadiomicsLib.model.network import MultiTaskNet
 from MTLRadiomicsLib.model.preprocessing import normalise_suv
 from MTLRadiomicsLib.mtv.components import component_at
 from MTLRadiomicsLib.mtv.plausibility import distance_to_mask_mm
-from MTLRadiomicsLib.mtv.sliding_window import sliding_window_mean
 from MTLRadiomicsLib.pet_input.pet_volume import PetVolume
 
 OVERLAP = 0.5                 # the final pass; growing passes use GROWTH_OVERLAP (fewer windows)
@@ -106,6 +105,8 @@ def segmentation_predictor(network: MultiTaskNet) -> Callable[[torch.Tensor], to
 def infer_region(network: MultiTaskNet, card: ModelCard, pet_image: sitk.Image, region: sitk.Image,
                  device: torch.device, sw_batch_size: int = 4, overlap: float = OVERLAP) -> tuple[np.ndarray, int]:
     """Tumour probability (D, H, W) float32 over ``region`` and the number of windows run."""
+    from monai.inferers import sliding_window_inference
+
     pre = card.preprocessing
     suv = sitk.GetArrayFromImage(sitk.Resample(pet_image, region, sitk.Transform(), sitk.sitkLinear, 0.0,
                                                sitk.sitkFloat32))
@@ -119,7 +120,8 @@ def infer_region(network: MultiTaskNet, card: ModelCard, pet_image: sitk.Image, 
         return predict(batch)
 
     network.eval()
-    probability = sliding_window_mean(x, roi, counted, batch_size=sw_batch_size, overlap=overlap)
+    probability = sliding_window_inference(x, roi, sw_batch_size, counted, overlap=overlap, mode="gaussian",
+                                           padding_mode="constant", cval=0.0)
     return probability[0, 0].float().cpu().numpy(), counter["windows"]
 
 
