@@ -74,37 +74,43 @@ def mann_whitney(score, label) -> float:
     return float(np.mean([(p > n) + 0.5 * (p == n) for p in pos for n in neg])) if len(pos) and len(neg) else None
 
 
-def test_held_out_metrics_equal_a_computation_by_hand(trained_run, cohort):
-    """metrics.json's figures, recomputed from the best model's raw outputs on each split's cases:
-    Dice of the thresholded segmentation (both empty: 1), reconstruction MSE, pathology and outcome
-    AUC (Mann-Whitney count) and accuracy (outcome at p > 0.5)."""
+def outputs_by_hand(network, records, config) -> dict[str, np.ndarray]:
+    """Per-case figures from the network's raw outputs on the cases' lesion crops: Dice of the
+    thresholded segmentation (both empty: 1), reconstruction MSE, p(class 1) and p(response)."""
     from training.trainer import validation_loaders
 
+    network.eval()
+    got: dict[str, list] = {}
+    with torch.no_grad():
+        for batch in validation_loaders(records, config)["lesion"]:
+            out = network(batch["image"])
+            for b in range(batch["image"].shape[0]):
+                got.setdefault("case_id", []).append(batch["case_id"][b])
+                if batch["has_mask"][b]:
+                    pred, truth = out["segmentation"][b] > 0, batch["mask"][b] > 0.5          # sigmoid > 0.5
+                    total = int(pred.sum() + truth.sum())
+                    got.setdefault("dice", []).append(1.0 if total == 0 else 2.0 * int((pred & truth).sum()) / total)
+                got.setdefault("recon", []).append(float((out["reconstruction"][b] - batch["image"][b]).pow(2).mean()))
+                if batch["has_pathology"][b]:
+                    logits = out["classification"][b]
+                    p1 = float(torch.sigmoid(logits[0])) if logits.numel() == 1 else float(torch.softmax(logits, 0)[1])
+                    got.setdefault("p1", []).append(p1)
+                    got.setdefault("pathology", []).append(int(batch["pathology"][b]))
+                if batch["has_response"][b]:
+                    got.setdefault("p_response", []).append(float(torch.sigmoid(out["outcome"][b].reshape(()))))
+                    got.setdefault("response", []).append(int(batch["response"][b]))
+    return {k: np.asarray(v) for k, v in got.items()}
+
+
+def test_held_out_metrics_equal_a_computation_by_hand(trained_run, cohort):
+    """metrics.json's figures, recomputed from the best model's raw outputs on each split's cases:
+    Dice, reconstruction MSE, pathology and outcome AUC (Mann-Whitney count) and accuracy (p > 0.5)."""
     metrics = json.loads((trained_run.out_dir / "metrics.json").read_text())
     config = tiny(epochs=6, patience=50, batch_size=4)
     best = load_model(trained_run.out_dir / "best")
-    best.network.eval()
     _, val_records, test_records = split(read_manifest(cohort)[0], config.training.val_fold)
     for name, records in (("validation", val_records), ("test", test_records)):
-        got: dict[str, list] = {}
-        with torch.no_grad():
-            for batch in validation_loaders(records, config)["lesion"]:
-                out = best.network(batch["image"])
-                for b in range(batch["image"].shape[0]):
-                    if batch["has_mask"][b]:
-                        pred, truth = out["segmentation"][b] > 0, batch["mask"][b] > 0.5    # sigmoid > 0.5
-                        total = int(pred.sum() + truth.sum())
-                        got.setdefault("dice", []).append(1.0 if total == 0 else 2.0 * int((pred & truth).sum()) / total)
-                    got.setdefault("recon", []).append(float((out["reconstruction"][b] - batch["image"][b]).pow(2).mean()))
-                    if batch["has_pathology"][b]:
-                        logits = out["classification"][b]
-                        p1 = float(torch.sigmoid(logits[0])) if logits.numel() == 1 else float(torch.softmax(logits, 0)[1])
-                        got.setdefault("p1", []).append(p1)
-                        got.setdefault("pathology", []).append(int(batch["pathology"][b]))
-                    if batch["has_response"][b]:
-                        got.setdefault("p_response", []).append(float(torch.sigmoid(out["outcome"][b].reshape(()))))
-                        got.setdefault("response", []).append(int(batch["response"][b]))
-        g = {k: np.asarray(v) for k, v in got.items()}
+        g = outputs_by_hand(best.network, records, config)
         expected = {"dice": g["dice"].mean(), "recon_mse": g["recon"].mean(),
                     "class_auc": mann_whitney(g["p1"], g["pathology"]),
                     "class_accuracy": float(np.mean((g["p1"] > 0.5) == (g["pathology"] == 1))),
@@ -115,6 +121,68 @@ def test_held_out_metrics_equal_a_computation_by_hand(trained_run, cohort):
                 assert metrics[name][key] is None, (name, key)
             else:
                 assert metrics[name][key] == pytest.approx(value, abs=1e-5), (name, key)
+
+
+def test_assess_reports_metrics_intervals_and_the_oracle(trained_run, cohort, tmp_path):
+    """training.assess on every case of the cohort: its metrics equal a computation by hand, the
+    oracle AUC is that of the manifest's true risk, each 95 % interval holds its estimate and is the
+    same when run again; assessment.json and roc.png are written; a bad manifest exits 2."""
+    from training.assess import assess, main as assess_main
+
+    model = trained_run.out_dir / "best"
+    result = assess(model, cohort, tmp_path / "assess", device_name="cpu")
+    records = read_manifest(cohort)[0]
+    assert result["n_cases"] == len(records) == 20
+    assert json.loads((tmp_path / "assess" / "assessment.json").read_text()) == json.loads(json.dumps(result))
+    assert (tmp_path / "assess" / "roc.png").stat().st_size > 1000
+
+    best = load_model(model)
+    g = outputs_by_hand(best.network, records, tiny(epochs=6, patience=50, batch_size=4))
+    metrics = result["metrics"]
+    assert metrics["dice"] == pytest.approx(g["dice"].mean(), abs=1e-5)
+    assert metrics["outcome_auc"] == pytest.approx(mann_whitney(g["p_response"], g["response"]), abs=1e-5)
+    assert metrics["class_auc"] == pytest.approx(mann_whitney(g["p1"], g["pathology"]), abs=1e-5)
+    labelled = [r for r in records if r.response is not None]
+    oracle = mann_whitney(-np.array([r.oracle_risk for r in labelled]), np.array([r.response for r in labelled]))
+    assert result["oracle_outcome_auc"] == pytest.approx(oracle, abs=1e-6)
+    assert result["outcome_auc_share_of_oracle"] == pytest.approx(metrics["outcome_auc"] / oracle)
+    assert set(result["bootstrap_95"]) == {"dice", "class_auc", "outcome_auc"}
+    for key, (lo, hi) in result["bootstrap_95"].items():
+        assert lo - 1e-4 <= metrics[key] <= hi + 1e-4 and lo < hi, (key, lo, hi, metrics[key])
+    assert assess(model, cohort, device_name="cpu")["bootstrap_95"] == result["bootstrap_95"]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("case_id,pet,event\na,x.nii.gz,2\n")
+    assert assess_main(["--model", str(model), "--manifest", str(bad), "--device", "cpu"]) == 2
+
+
+def test_early_stopping_after_patience_epochs_without_improvement(cohort, tmp_path, monkeypatch):
+    """With patience 2 the run stops after two epochs without a better validation value; an
+    improvement resets the count; the best model is the best epoch's. The monitored values are
+    fixed by hand (improvements at epochs 1 and 3 only)."""
+    import training.trainer as trainer
+
+    values = {1: 3.0, 2: 3.0, 3: 2.0}
+    monkeypatch.setattr(trainer, "monitor_value", lambda name, val, epoch: values.get(epoch, 2.0))
+    logs: list[str] = []
+    result = train(tiny(epochs=10, patience=2), cohort, tmp_path / "es", progress=False, log=logs.append)
+    assert result.epochs_run == 5 and result.best_epoch == 3
+    assert [row["improved"] for row in result.history] == [True, False, True, False, False]
+    assert "early stop: no improvement for 2 epochs (best epoch 3)" in logs
+    state = load_checkpoint(tmp_path / "es" / "checkpoint_last.pt")
+    assert state["epoch"] == 5 and state["best_epoch"] == 3 and state["bad_epochs"] == 2
+    assert json.loads((tmp_path / "es" / "best" / "model.json").read_text())["training_data"]["best_epoch"] == 3
+
+
+def test_monitor_value_signs():
+    from training.trainer import monitor_value
+
+    assert monitor_value("loss", {"loss": 0.7}, 3) == 0.7                  # lower is better
+    assert monitor_value("dice", {"dice": 0.8}, 3) == -0.8                 # higher is better
+    assert monitor_value("outcome_auc", {"outcome_auc": 0.6}, 3) == -0.6
+    assert monitor_value("c_index", {"c_index": 0.55}, 3) == -0.55
+    assert monitor_value("outcome_auc", {"outcome_auc": float("nan")}, 3) == float("inf")
+    assert monitor_value("dice", {"loss": 1.0}, 3) == float("inf")
+    assert monitor_value("loss", {}, 4) == -4.0                             # no validation: the last epoch
 
 
 def test_resume_gives_the_same_next_epoch(cohort, tmp_path):
