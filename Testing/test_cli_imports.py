@@ -13,7 +13,7 @@ HEAVY = {"torch", "monai", "matplotlib", "highdicom", "scipy"}
 
 def test_building_the_parser_imports_no_heavy_library():
     code = ("import sys; from MTLRadiomicsLib.cli import build_parser; build_parser(); "
-            f"print(sorted({{m.split('.')[0] for m in sys.modules}} & {sorted(HEAVY)!r}))")
+            f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({sorted(HEAVY)!r})))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "[]"
 
