@@ -520,3 +520,20 @@ def test_field_labels_have_one_decimal_and_no_negative_zero(case, heatmaps, tmp_
             assert fields and all(re.fullmatch(r"\d+\.\d", v) for f in fields for v in f)
     finally:
         plt.close(fig)
+
+
+def test_the_outcome_row_says_what_the_score_means(case, heatmaps):
+    """A lung-metastasis model's score is not a "response probability"."""
+    import matplotlib.pyplot as plt
+
+    from MTLRadiomicsLib.analysis.result import outcome_label
+
+    assert outcome_label("binary", "probability of lung metastasis") == "Probability of lung metastasis"
+    assert outcome_label("binary", "probability of response to treatment") == "Response probability"
+    assert outcome_label("survival", "anything") == "Risk (log relative hazard)"
+    result = build_result(case)
+    result.scores.outcome_meaning = "probability of lung metastasis"
+    fig = drawn_report(result, case.pet, case.mask, heatmaps)
+    text = flat(figure_strings(fig))
+    plt.close(fig)
+    assert "Probability of lung metastasis" in text and "Response probability" not in text

@@ -369,8 +369,15 @@ def _replace_columns(table_node, columns) -> None:
     table_node.Modified()
 
 
-def outcome_label(kind: str) -> str:
-    return "Response probability" if kind == "binary" else "Survival risk (log relative hazard)"
+def outcome_label(kind: str, meaning: str = "") -> str:
+    """The outcome row's label: the model card's meaning for a binary outcome other than response
+    (as the engine's report says it; the module does not import the engine)."""
+    if kind != "binary":
+        return "Survival risk (log relative hazard)"
+    meaning = (meaning or "").strip()
+    if not meaning or "response" in meaning.lower():
+        return "Response probability"
+    return meaning[0].upper() + meaning[1:]
 
 
 def fill_scores_table(table_node, scores: dict) -> None:
@@ -386,7 +393,7 @@ def fill_scores_table(table_node, scores: dict) -> None:
     else:
         outside = scores.get("domain") == "outside"
         mark = " [outside training domain]" if outside else ""
-        rows = [(outcome_label(scores.get("outcome_kind", "binary")) + mark, scores["outcome"])] if scores.get("outcome") else []
+        rows = [(outcome_label(scores.get("outcome_kind", "binary"), scores.get("outcome_meaning", "")) + mark, scores["outcome"])] if scores.get("outcome") else []
         if scores.get("survival"):
             rows.append(("Survival risk (log relative hazard)" + mark, scores["survival"]))
         rows += [(f"P({name})" + mark, estimate) for name, estimate in scores.get("pathology", {}).items()]

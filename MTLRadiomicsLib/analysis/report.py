@@ -27,7 +27,7 @@ from matplotlib.patches import FancyBboxPatch  # noqa: E402
 
 from MTLRadiomicsLib.analysis import report_figures as rf  # noqa: E402
 from MTLRadiomicsLib.analysis.report_html import render_html  # noqa: E402
-from MTLRadiomicsLib.analysis.result import AnalysisResult, Estimate  # noqa: E402
+from MTLRadiomicsLib.analysis.result import AnalysisResult, Estimate, outcome_label  # noqa: E402
 from MTLRadiomicsLib.mtv.pet_metrics import LESION_SUV_MAX_DEFINITION  # noqa: E402
 from MTLRadiomicsLib.pet_input.pet_volume import PetVolume  # noqa: E402
 
@@ -38,7 +38,6 @@ RESEARCH_USE = "Research use only"
 DEFAULT_INTENDED_USE = "Research use only. Not for clinical use."
 
 DOMAIN_OUTSIDE = "Outside the model's training domain"
-OUTCOME_LABELS = {"binary": "Response probability", "survival": "Risk (log relative hazard)"}
 UNCERTAINTY_NAMES = {"mc_dropout": "Monte-Carlo dropout", "mc-dropout": "Monte-Carlo dropout",
                      "tta": "test-time augmentation", "ensemble": "model ensemble"}
 LOCATION_METHODS = {"point": "point (seed placed by the user)", "box": "box (drawn by the user)",
@@ -230,7 +229,7 @@ def _uncertainty(result: AnalysisResult) -> str:
 def _target(result: AnalysisResult) -> str:
     target = str((result.explanation or {}).get("target") or "").strip()
     if target == "outcome":
-        return OUTCOME_LABELS.get(result.scores.outcome_kind, "outcome score").lower()
+        return outcome_label(result.scores.outcome_kind, result.scores.outcome_meaning).lower()
     if target == "segmentation":
         return "MTV segmentation"
     return target or DASH
@@ -418,9 +417,9 @@ def report_text(result: AnalysisResult, pet: Optional[PetVolume] = None,
                  ("SUVmean", format_metric("suv_mean", metrics.get("suv_mean")), "g/ml"),
                  ("MTV", format_metric("mtv_ml", metrics.get("mtv_ml")), "ml"),
                  ("TLG", format_metric("tlg", metrics.get("tlg")), "g")],
-        outcome=(OUTCOME_LABELS.get(scores.outcome_kind, scores.outcome_kind.capitalize() or "Outcome"),
+        outcome=(outcome_label(scores.outcome_kind, scores.outcome_meaning),
                  "withheld" if scores.withheld else _estimate(scores.outcome)),
-        outcome_meaning=_meaning(scores.outcome_meaning, OUTCOME_LABELS.get(scores.outcome_kind, "")),
+        outcome_meaning=_meaning(scores.outcome_meaning, outcome_label(scores.outcome_kind, scores.outcome_meaning)),
         pathology=([] if scores.withheld else
                    ([("Survival risk (log HR)", _estimate(scores.survival))] if scores.survival is not None else [])
                    + [(f"Pathology: {name}", _estimate(est)) for name, est in scores.pathology.items()])

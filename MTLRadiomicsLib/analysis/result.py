@@ -113,5 +113,16 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
+def outcome_label(kind: str, meaning: str = "") -> str:
+    """What the outcome score is, for tables: the card's meaning for a binary outcome other than
+    response ("Probability of lung metastasis"), else "Response probability"; survival: the risk."""
+    if kind != "binary":
+        return "Risk (log relative hazard)"
+    meaning = (meaning or "").strip()
+    if not meaning or "response" in meaning.lower():
+        return "Response probability"
+    return meaning[0].upper() + meaning[1:]
+
+
 def optional_round(value: Optional[float], digits: int = 4) -> Optional[float]:
     return None if value is None else round(float(value), digits)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from MTLRadiomicsLib.analysis.result import outcome_label
 from MTLRadiomicsLib.commands.analysis_options import (add_location_options, add_model_options, add_mtv_options,
                                                         options_from_args)
 from MTLRadiomicsLib.commands.pet_options import add_pet_options
@@ -40,8 +41,7 @@ def print_summary(result, out: str) -> None:
     s, m = result.scores, result.metrics
     ras = ", ".join(f"{v:.1f}" for v in result.location.center_ras)
     print(f"lesion      {result.location.method}, centre RAS ({ras}) mm")
-    name = "risk (log relative hazard)" if s.outcome_kind != "binary" else (
-        "response probability" if not s.outcome_meaning or "response" in s.outcome_meaning else s.outcome_meaning)
+    name = outcome_label(s.outcome_kind, s.outcome_meaning).lower()
     if s.withheld:
         print(f"scores      withheld: {s.withheld}")
     else:
