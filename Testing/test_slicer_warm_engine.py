@@ -32,6 +32,7 @@ from MTLRadiomicsModuleLogic.engine_process import process_alive, process_group_
 from MTLRadiomicsModuleLogic.warm_engine import WarmEngine, WarmRun, request_from_arguments  # noqa: E402
 
 from MTLRadiomicsLib import load_pet  # noqa: E402
+from test_slicer_logic import node_ids, run_to_end  # noqa: E402
 
 TIMEOUT_S = 300
 
@@ -62,24 +63,6 @@ def logic(scene_and_pet, tiny_model, tmp_path):
 def request(scene_and_pet) -> AnalysisRequest:
     _, node, point = scene_and_pet
     return AnalysisRequest(node, point, mtv_method="suv2.5", device="cpu", samples=2, report=False)
-
-
-def node_ids(scene) -> list[str]:
-    return [scene.GetNthNode(i).GetID() for i in range(scene.GetNumberOfNodes())]
-
-
-def run_to_end(logic, job) -> list:
-    events = []
-    deadline = time.monotonic() + TIMEOUT_S
-    while True:
-        update = logic.poll(job)
-        events += update.events
-        if update.state.finished:
-            return events
-        if time.monotonic() > deadline:
-            logic.cancel(job)
-            pytest.fail("the engine did not finish in time")
-        time.sleep(0.05)
 
 
 def wait_until_working(logic, job) -> None:
