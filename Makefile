@@ -1,13 +1,14 @@
 # MTLRadiomics: two commands on a fresh machine.
 #   make demo   set up .venv and run the main job on the bundled synthetic sample
 #   make test   set up .venv and run the test suites
+#   make mutants  mutation testing of the core (slow, not in CI; results in benchmarks/RESULTS.md)
 
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test setup clean
+.PHONY: demo test setup clean mutants
 
 setup: $(STAMP)
 
@@ -22,6 +23,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q Testing
+
+mutants: $(STAMP)
+	$(PY) -m pip install "mutmut>=3.8"
+	$(PY) -m benchmarks.mutants
 
 clean:
 	rm -rf $(VENV) demo_output .pytest_cache

@@ -205,7 +205,7 @@ def _describe_factor(tag: tuple[int, int], present: bool, value: Optional[float]
         return f"{where} is not present"
     if value is None:
         return f"{where} is {text!r}, not a number"
-    return f"{where} is {value:g}" + ("" if value == 0 else " (not positive)")
+    return f"{where} is {value:g}" + (" (not positive)" if value < 0 else "")
 
 
 def _philips_counts_to_suv(ds: Any, ov: SuvOverrides, decay: Optional[str],

@@ -1,0 +1,281 @@
+"""Mutation testing of the engine's core with mutmut, one module group at a time.
+
+``python -m benchmarks.mutants [GROUP ...] [--list] [--max-children N] [--results FILE]``
+(``make mutants`` runs every group; it is slow and not part of CI).
+
+Each group names the source files to mutate and the test files that exercise them. A group runs in
+its own working folder ``runs/mutants/<group>/`` holding links to the project and a ``pyproject.toml``
+with the group's ``[tool.mutmut]`` settings, so that mutmut's first pass (which runs the group's
+tests once to learn which test touches which function) sees only those tests; each mutant is then
+checked with the tests that reach its function. The figures per module (killed, survived, not
+reached by any test, timeouts) go into the "Mutation testing" section of ``benchmarks/RESULTS.md``
+and the surviving mutants, with their diffs, into ``runs/mutants/survivors.md``.
+
+Mutation score = killed / (killed + survived + not covered + suspicious); timeouts count as killed
+(the mutant made the code loop or crawl, which the suite notices). Mutants that cannot change
+behaviour (equivalent mutants) are not removed by hand: the score is a lower bound.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+from benchmarks.report import RESULTS, write_section
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+WORK = ROOT / "runs" / "mutants"
+LOGIC = "MTLRadiomics/MTLRadiomicsModuleLogic"
+
+
+@dataclass(frozen=True)
+class Group:
+    """Source files mutated together and the tests that cover them."""
+
+    name: str
+    sources: tuple[str, ...]
+    tests: tuple[str, ...]
+    purpose: str
+
+
+GROUPS = (
+    Group("suv", ("MTLRadiomicsLib/pet_input/suv.py", "MTLRadiomicsLib/pet_input/dicom_time.py",
+                  "MTLRadiomicsLib/pet_input/series_consistency.py"),
+          ("Testing/test_suv.py", "Testing/test_pet_input.py", "Testing/test_tracer.py"),
+          "SUV conversion, DICOM times, per-slice consistency"),
+    Group("series", ("MTLRadiomicsLib/pet_input/dicom_series.py", "MTLRadiomicsLib/pet_input/reading.py"),
+          ("Testing/test_series_choice.py", "Testing/test_pet_input.py", "Testing/test_cli_info.py"),
+          "series selection and reading"),
+    Group("masks", ("MTLRadiomicsLib/pet_input/masks.py", "MTLRadiomicsLib/pet_input/rtstruct.py",
+                    "MTLRadiomicsLib/pet_input/dicom_seg.py", "MTLRadiomicsLib/pet_input/seg_input.py"),
+          ("Testing/test_mask_input.py", "Testing/test_rtstruct_geometry.py", "Testing/test_output_writers.py"),
+          "masks, RTSTRUCT and SEG input"),
+    Group("pet_grid", ("MTLRadiomicsLib/analysis/pet_grid.py",),
+          ("Testing/test_pet_grid.py", "Testing/test_mtv_network.py"),
+          "putting results back on the PET grid"),
+    Group("inference", ("MTLRadiomicsLib/analysis/inference.py",),
+          ("Testing/test_analysis.py", "Testing/test_score_stability.py"),
+          "inference and Monte-Carlo dropout uncertainty"),
+    Group("gradcam", ("MTLRadiomicsLib/analysis/gradcam.py",),
+          ("Testing/test_gradcam.py",),
+          "Grad-CAM at every scale"),
+    Group("metrics", ("MTLRadiomicsLib/mtv/pet_metrics.py", "training/metrics.py"),
+          ("Testing/test_pet_metrics.py", "Testing/test_suvpeak_reference.py", "Testing/test_metrics.py"),
+          "PET metrics (SUVmax, SUVpeak, MTV, TLG) and AUC / C-index / bootstrap"),
+    Group("rescore", ("MTLRadiomicsLib/analysis/engine.py",),
+          ("Testing/test_analysis.py", "Testing/test_score_stability.py"),
+          "the engine's analyze and rescore"),
+    Group("batch", ("MTLRadiomicsLib/commands/batch.py", "MTLRadiomicsLib/commands/batch_workers.py",
+                    "MTLRadiomicsLib/commands/batch_shards.py"),
+          ("Testing/test_batch.py", "Testing/test_batch_cohorts.py", "Testing/test_regressions_batch.py"),
+          "batch, workers, shards and merge"),
+    Group("slicer_logic", (f"{LOGIC}/results.py", f"{LOGIC}/parameters.py"),
+          ("Testing/test_slicer_logic.py", "Testing/test_slicer_mtv.py"),
+          "the Slicer module's result tables and parameters"),
+)
+BY_NAME = {g.name: g for g in GROUPS}
+
+KILLED = {1, 3}
+TIMEOUT = {36, 24, -24, 152, 255}
+SURVIVED = {0}
+NO_TESTS = {5, 33}
+SKIPPED = {34, 37}
+
+
+def _module_root(source: str) -> str:
+    """The folder that makes ``source`` importable under the name the tests use."""
+    return "MTLRadiomicsModuleLogic" if source.startswith(LOGIC + "/") else source.split("/", 1)[0]
+
+
+def _mutated_path(source: str) -> str:
+    """``source`` as mutmut sees it inside the group's folder."""
+    return source[len("MTLRadiomics/"):] if source.startswith(LOGIC + "/") else source
+
+
+def prepare(group: Group, work: Path, fresh: bool = False) -> Path:
+    """The working folder for ``group``: links to the project and the group's mutmut settings.
+
+    An existing folder is kept (mutmut then checks only mutants of changed files and those not yet
+    checked); ``fresh`` starts again from nothing.
+    """
+    folder = work / group.name
+    if fresh and folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    roots = sorted({_module_root(s) for s in group.sources})
+
+    def link(path: Path, target: Path) -> None:
+        if not path.is_symlink():
+            path.symlink_to(target)
+
+    for name in ("MTLRadiomicsLib", "training", "benchmarks", "Testing", "Resources"):
+        link(folder / name, ROOT / name)
+    if "MTLRadiomicsModuleLogic" in roots:
+        # The tests import the module's logic as a top-level package from MTLRadiomics/; mutmut
+        # mutates it there, so the copy of MTLRadiomics/ it gets must not carry the original.
+        slicer = folder / "MTLRadiomics"
+        slicer.mkdir(exist_ok=True)
+        for item in (ROOT / "MTLRadiomics").iterdir():
+            if item.name not in ("MTLRadiomicsModuleLogic", "__pycache__"):
+                link(slicer / item.name, item)
+        link(folder / "MTLRadiomicsModuleLogic", ROOT / LOGIC)
+    else:
+        link(folder / "MTLRadiomics", ROOT / "MTLRadiomics")
+    if SHARED.exists():
+        # the tests find the real data at <project>/../shared; mutmut's project copy is folder/mutants
+        link(folder / "shared", SHARED)
+    copy = [n for n in ("MTLRadiomicsLib", "training", "benchmarks", "Testing", "Resources", "MTLRadiomics")
+            if n not in roots]
+    settings = {
+        "source_paths": roots,
+        "only_mutate": [_mutated_path(s) for s in group.sources],
+        "also_copy": copy,
+        "pytest_add_cli_args_test_selection": list(group.tests),
+        "pytest_add_cli_args": ["-p", "no:cacheprovider", "-q"],
+        "use_git_change_detection": False,
+        "timeout_multiplier": 5.0,
+        "timeout_constant": 10.0,
+    }
+    lines = ["[tool.pytest.ini_options]", 'testpaths = ["Testing"]', 'markers = ["slow: long-running tests"]',
+             "", "[tool.mutmut]"]
+    lines += [f"{key} = {json.dumps(value)}" for key, value in settings.items()]
+    (folder / "pyproject.toml").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def run_group(group: Group, work: Path, max_children: int, log, fresh: bool = False) -> dict:
+    """Run mutmut for ``group``; its counts per module and its survivors."""
+    folder = prepare(group, work, fresh)
+    mutmut = [sys.executable, "-c", "import sys; from mutmut.__main__ import cli; sys.exit(cli())"]
+    start = time.time()
+    log(f"[{group.name}] mutmut run ({', '.join(group.sources)}; tests: {', '.join(group.tests)})")
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    with open(folder / "mutmut.log", "w") as out:
+        proc = subprocess.run(mutmut + ["run", "--max-children", str(max_children)], cwd=folder, env=env,
+                              stdout=out, stderr=subprocess.STDOUT)
+    seconds = time.time() - start
+    counts = count(folder, group)
+    survivors = []
+    for module, names in counts["survivor_names"].items():
+        for name in names:
+            shown = subprocess.run(mutmut + ["show", name], cwd=folder, env=env, capture_output=True, text=True)
+            survivors.append((module, name, shown.stdout.strip()))
+    log(f"[{group.name}] {seconds:.0f} s, exit {proc.returncode}: "
+        + "; ".join(f"{m} {c['killed']}/{c['total']}" for m, c in counts["modules"].items()))
+    return {"group": group.name, "purpose": group.purpose, "seconds": round(seconds), "exit": proc.returncode,
+            "modules": counts["modules"], "survivors": survivors}
+
+
+def count(folder: Path, group: Group) -> dict:
+    """Killed / survived / not covered mutants per source file, from mutmut's ``.meta`` files."""
+    modules: dict[str, dict] = {}
+    names: dict[str, list[str]] = {}
+    for source in group.sources:
+        meta = folder / "mutants" / (_mutated_path(source) + ".meta")
+        tally = {"killed": 0, "timeout": 0, "survived": 0, "no_tests": 0, "suspicious": 0, "skipped": 0,
+                 "not_checked": 0}
+        names[source] = []
+        if meta.exists():
+            codes = json.loads(meta.read_text()).get("exit_code_by_key", {})
+            for name, code in codes.items():
+                if code is None:
+                    tally["not_checked"] += 1
+                elif code in KILLED:
+                    tally["killed"] += 1
+                elif code in TIMEOUT:
+                    tally["timeout"] += 1
+                elif code in SURVIVED:
+                    tally["survived"] += 1
+                    names[source].append(name)
+                elif code in NO_TESTS:
+                    tally["no_tests"] += 1
+                    names[source].append(name)
+                elif code in SKIPPED:
+                    tally["skipped"] += 1
+                else:
+                    tally["suspicious"] += 1
+        caught = tally["killed"] + tally["timeout"]
+        total = caught + tally["survived"] + tally["no_tests"] + tally["suspicious"]
+        tally["total"] = total
+        tally["killed"] = caught
+        tally["score"] = round(caught / total, 3) if total else None
+        modules[source] = tally
+    return {"modules": modules, "survivor_names": names}
+
+
+def table(results: list[dict]) -> str:
+    rows = ["| module | what | mutants | killed | survived | no test reaches it | score |",
+            "|---|---|---|---|---|---|---|"]
+    killed = total = 0
+    for result in results:
+        for module, c in result["modules"].items():
+            score = "-" if c["score"] is None else f"{100 * c['score']:.1f} %"
+            rows.append(f"| `{module}` | {result['purpose']} | {c['total']} | {c['killed']} | {c['survived']} | "
+                        f"{c['no_tests']} | {score} |")
+            killed += c["killed"]
+            total += c["total"]
+    if total:
+        rows.append(f"| **all** | | {total} | {killed} | | | **{100 * killed / total:.1f} %** |")
+    return "\n".join(rows)
+
+
+def write_survivors(results: list[dict], path: Path) -> None:
+    parts = ["# Surviving mutants\n"]
+    for result in results:
+        for module, name, diff in result["survivors"]:
+            parts.append(f"## {name} ({module})\n\n```diff\n{diff}\n```\n")
+    path.write_text("\n".join(parts))
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.mutants", description=__doc__.split("\n")[0])
+    parser.add_argument("groups", nargs="*", metavar="GROUP", help="groups to run (default: all; see --list)")
+    parser.add_argument("--list", action="store_true", help="list the groups, their sources and tests, and stop")
+    parser.add_argument("--max-children", type=int, default=max(1, (os.cpu_count() or 2)),
+                        help="mutants checked in parallel (default: the number of CPUs)")
+    parser.add_argument("--work", type=Path, default=WORK, help="working folder (default: runs/mutants)")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="the RESULTS.md to write")
+    parser.add_argument("--fresh", action="store_true",
+                        help="forget earlier results of the chosen groups (default: resume them)")
+    args = parser.parse_args(argv)
+    if args.list:
+        for g in GROUPS:
+            print(f"{g.name}: {g.purpose}\n  mutates: {' '.join(g.sources)}\n  tests:   {' '.join(g.tests)}")
+        return 0
+    unknown = [name for name in args.groups if name not in BY_NAME]
+    if unknown:
+        parser.error(f"unknown group(s) {', '.join(unknown)}; choose from {', '.join(BY_NAME)}")
+    try:
+        import mutmut  # noqa: F401
+    except ImportError:
+        parser.error("mutmut is not installed: pip install mutmut (make mutants installs it)")
+    chosen = [BY_NAME[name] for name in args.groups] if args.groups else list(GROUPS)
+    args.work.mkdir(parents=True, exist_ok=True)
+    saved = args.work / "results.json"
+    previous = {r["group"]: r for r in json.loads(saved.read_text())} if saved.exists() else {}
+    for group in chosen:
+        previous[group.name] = run_group(group, args.work, args.max_children,
+                                           log=lambda s: print(s, flush=True), fresh=args.fresh)
+        saved.write_text(json.dumps(list(previous.values()), indent=1))
+    results = [previous[g.name] for g in GROUPS if g.name in previous]
+    write_survivors(results, args.work / "survivors.md")
+    body = (f"{table(results)}\n\nScore: killed / (killed + survived + not reached by any test); timeouts count "
+            "as killed; equivalent mutants are not removed, so each score is a lower bound. Seconds per group: "
+            + ", ".join(f"{r['group']} {r['seconds']}" for r in results)
+            + ". Survivors with their diffs: `runs/mutants/survivors.md`.")
+    write_section("Mutation testing", body, "python -m benchmarks.mutants " + " ".join(args.groups), args.results)
+    print(table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
