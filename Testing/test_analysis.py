@@ -147,7 +147,15 @@ def test_rescore_uses_the_edited_mask(analysed, wholebody, tiny_model, tmp_path,
         seen.append((crop, mask_crop))
         return original(network, crop, device, samples, method, mask_crop, *rest)
 
+    explained = []
+    original_cam = engine.gradcam_all_scales
+
+    def cam_spy(network, image, target, mask=None, *rest):
+        explained.append(None if mask is None else mask.detach().cpu().numpy()[0, 0])
+        return original_cam(network, image, target, mask, *rest)
+
     monkeypatch.setattr(engine, "predict", spy)
+    monkeypatch.setattr(engine, "gradcam_all_scales", cam_spy)
     other = analyze(wholebody["path"], tmp_path / "other", options, edited_mask=tmp_path / "rim.nii.gz")
     assert other.location.field_center_lps == pytest.approx(result.location.field_center_lps)
     assert other.scores.seed == result.scores.seed
@@ -155,6 +163,9 @@ def test_rescore_uses_the_edited_mask(analysed, wholebody, tiny_model, tmp_path,
     rim_on_pet = load_mask(tmp_path / "rim.nii.gz", pet)
     assert given is not None and np.allclose(given, mask_to_crop(rim_on_pet, pet, crop))
     assert not np.allclose(given, mask_to_crop(load_mask(tmp_path / "edited.nii.gz", pet), pet, crop))
+    # Grad-CAM explains the score of that same mask: the heatmaps are those of the edited MTV.
+    assert len(explained) == 1 and explained[0] is not None
+    assert np.allclose(explained[0], mask_to_crop(rim_on_pet, pet, crop))
 
 
 def test_rescore_command_with_the_written_segmentation(analysed, wholebody, tiny_model, tmp_path):

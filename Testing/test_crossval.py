@@ -95,6 +95,7 @@ def test_crossval_on_real_crops_with_a_tiny_model(sts_crops_dir, tmp_path):
                       if r["fold"] != "test"}
         assert row["case_id"] not in trained_on
     per_fold = [np.mean([float(r["dice"]) for r in oof if r["fold"] == str(k)]) for k in range(3)]
+    assert pooled["dice_mean"] == pytest.approx(np.mean([float(r["dice"]) for r in oof]))   # pooled over cases
     for k in range(3):
         assert result["folds"][str(k)]["dice_mean"] == pytest.approx(per_fold[k])
     for name in ("crossval.json", "crossval.md", "dice_per_fold.png", "volumes.png"):
