@@ -511,25 +511,36 @@ def _width_in(text: str, size: float, weight: str = "normal") -> float:
     return 1.03 * width / _MEASURE_DPI
 
 
+@functools.lru_cache(maxsize=64)
+def _space_in(size: float, weight: str = "normal") -> float:
+    """Width of the space between two words, in inches (measured between two letters)."""
+    return max(0.0, _width_in("x x", size, weight) - 2 * _width_in("x", size, weight))
+
+
 def _wrap(text: str, width_in: float, size: float = 8.0, max_lines: Optional[int] = None,
           weight: str = "normal") -> list[str]:
     """Greedy word wrap to ``width_in`` inches. Nothing is ever cut: every word is kept, a word wider
-    than the width is split over lines (``max_lines`` is accepted for older callers and ignored)."""
+    than the width is split over lines (``max_lines`` is accepted for older callers and ignored).
+    A line's width is the sum of its words' and spaces' widths (each word measured once, with 3 %
+    to spare each), not a measurement of every prefix of the paragraph."""
     lines: list[str] = []
-    current = ""
+    current, current_w = "", 0.0
+    space = _space_in(size, weight)
     for word in _words(str(text or "")):
-        trial = f"{current} {word}".strip()
-        if _width_in(trial, size, weight) <= width_in:
-            current = trial
+        word_w = _width_in(word, size, weight)
+        trial_w = current_w + space + word_w if current else word_w
+        if trial_w <= width_in:
+            current, current_w = (f"{current} {word}" if current else word), trial_w
             continue
         if current:
             lines.append(current)
-        current = word
+        current, current_w = word, word_w
         while _width_in(current, size, weight) > width_in and len(current) > 1:   # a very long word
             cut = max(1, max(n for n in range(1, len(current) + 1)
                              if n == 1 or _width_in(current[:n], size, weight) <= width_in))
             lines.append(current[:cut])
             current = current[cut:]
+            current_w = _width_in(current, size, weight)
     if current:
         lines.append(current)
     return lines
