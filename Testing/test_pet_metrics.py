@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from MTLRadiomicsLib.mtv.pet_metrics import compute_metrics, sphere_kernel
 
@@ -59,3 +60,37 @@ def test_lesion_hottest_voxel_counts_the_voxels_touching_the_mtv():
     assert compute_metrics(suv, mask, (2.0, 2.0, 2.0)).suv_max == 5.0
     assert lesion_hottest_voxel(suv, mask) == ((11, 12, 12), 9.0)
     assert lesion_hottest_voxel(suv, np.zeros_like(mask)) is None
+
+
+def test_lesion_hottest_voxel_against_a_whole_volume_dilation_at_the_edges():
+    """The box the search is cut to must not change the answer: random masks touching the volume's
+    faces, compared with a dilation of the whole volume (26-neighbours) and a plain argmax."""
+    from MTLRadiomicsLib.mtv.pet_metrics import lesion_hottest_voxel
+
+    rng = np.random.default_rng(7)
+    shape = (9, 11, 13)
+    for trial in range(40):
+        suv = rng.random(shape).astype(np.float32) * 10
+        mask = np.zeros(shape, np.uint8)
+        lo = [int(rng.integers(0, n - 2)) for n in shape]
+        if trial % 2:                                    # against the low faces
+            lo = [0, 0, 0]
+        elif trial % 3 == 0:                             # against the high faces
+            lo = [n - 3 for n in shape]
+        mask[lo[0]:lo[0] + 3, lo[1]:lo[1] + 3, lo[2]:lo[2] + 3] = rng.random((3, 3, 3)) > 0.4
+        if not mask.any():
+            mask[lo[0], lo[1], lo[2]] = 1
+        grown = ndimage.binary_dilation(mask > 0, structure=np.ones((3, 3, 3), bool))
+        expected = np.unravel_index(int(np.argmax(np.where(grown, suv, -np.inf))), shape)
+        zyx, value = lesion_hottest_voxel(suv, mask)
+        assert zyx == tuple(int(v) for v in expected), trial
+        assert value == float(suv[expected]) and isinstance(value, float)
+
+
+def test_metrics_as_a_dict_for_result_json():
+    suv = np.full((4, 4, 4), 2.0, np.float32)
+    mask = np.zeros(suv.shape, np.uint8)
+    mask[1:3, 1:3, 1:3] = 1
+    d = compute_metrics(suv, mask, (2.0, 2.0, 2.0)).to_dict()
+    assert set(d) == {"suv_max", "suv_peak", "suv_mean", "mtv_ml", "tlg", "voxels"}
+    assert d["voxels"] == 8 and d["mtv_ml"] == pytest.approx(0.064) and d["tlg"] == pytest.approx(0.128)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import numpy as np
 import torch
@@ -107,7 +106,3 @@ def bootstrap_interval(values_fn, n: int, rounds: int = 1000, seed: int = 0,
         return (math.nan, math.nan)
     lo, hi = np.percentile(stats, [(1 - level) / 2 * 100, (1 + level) / 2 * 100])
     return float(lo), float(hi)
-
-
-def optional_float(value: Optional[float]) -> Optional[float]:
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
