@@ -7,7 +7,7 @@ import pytest
 import SimpleITK as sitk
 
 from MTLRadiomicsLib import PetVolume
-from MTLRadiomicsLib.analysis.pet_grid import crop_to_pet, largest_component_near
+from MTLRadiomicsLib.analysis.pet_grid import crop_box_on_pet, crop_to_pet, largest_component_near, probability_to_mask
 from MTLRadiomicsLib.model.preprocessing import crop_reference
 
 
@@ -41,3 +41,26 @@ def test_largest_component_near_keeps_the_seeded_lesion():
     mask[10:18, 10:18, 10:18] = 1
     assert largest_component_near(mask, (3, 3, 3)).sum() == 27
     assert largest_component_near(mask, None).sum() == 512
+    background = largest_component_near(mask, (0, 0, 0))          # a seed outside both: the largest
+    assert background.sum() == 512 and background[12, 12, 12] == 1 and background.dtype == np.uint8
+    single = largest_component_near(mask * (np.arange(20)[:, None, None] < 8), (0, 0, 0))
+    assert single.dtype == np.uint8 and single.sum() == 27            # one component: kept as it is
+
+
+def test_probability_to_mask_keeps_the_threshold_itself():
+    probability = np.array([[[0.2, 0.5, 0.5000001, 0.49999]]], np.float32)
+    assert probability_to_mask(probability).tolist() == [[[0, 1, 1, 0]]]
+    assert probability_to_mask(probability, 0.2).tolist() == [[[1, 1, 1, 1]]]
+    assert probability_to_mask(probability).dtype == np.uint8
+
+
+def test_crop_box_covers_the_crop_plus_one_voxel_and_stays_in_the_pet():
+    """On an axis-aligned PET of 2 mm voxels from the origin, a crop of ten 2 mm voxels centred at
+    (20, 21, 29) mm spans x 10-30, y 11-31, z 19-39 mm: continuous PET indices 5-15, 5.5-15.5,
+    9.5-19.5; the box adds one voxel below the floor and two above the ceiling."""
+    pet = PetVolume(suv=np.ones((30, 30, 30), np.float32), spacing=(2.0, 2.0, 2.0), origin=(0.0, 0.0, 0.0),
+                    direction=(1, 0, 0, 0, 1, 0, 0, 0, 1))
+    box = crop_box_on_pet(crop_reference((20.0, 21.0, 29.0), (2.0, 2.0, 2.0), (10, 10, 10)), pet)
+    assert [(b.start, b.stop) for b in box] == [(8, 22), (4, 18), (4, 17)]          # (z, y, x)
+    edge = crop_box_on_pet(crop_reference((0.0, 0.0, 58.0), (2.0, 2.0, 2.0), (10, 10, 10)), pet)
+    assert edge[2].start == 0 and edge[1].start == 0 and edge[0].stop == 30     # cut at the PET's faces
