@@ -98,3 +98,32 @@ def test_segmentation_target_and_external_mask(network, image):
 def test_unknown_target_is_refused(network, image):
     with pytest.raises(ValueError, match="target"):
         gradcam_all_scales(network, image, "pathology")
+
+
+def test_explained_scalars_by_hand():
+    from MTLRadiomicsLib.analysis.gradcam import explain_target
+
+    logits = torch.tensor([[[[[2.0, -1.0], [4.0, -3.0]]]]])
+    # the mean segmentation logit over the predicted MTV (logit > 0): (2 + 4) / 2
+    assert float(explain_target({"segmentation": logits}, "segmentation")) == pytest.approx(3.0)
+    # nothing segmented: the mean over the whole crop
+    assert float(explain_target({"segmentation": -logits.abs()}, "segmentation")) == pytest.approx(-2.5)
+    assert float(explain_target({"outcome": torch.tensor([0.75])}, "outcome")) == pytest.approx(0.75)
+    with pytest.raises(ValueError) as no_outcome:
+        explain_target({"segmentation": logits}, "outcome")
+    assert str(no_outcome.value) == "this model has no outcome head to explain; use --explain segmentation"
+    with pytest.raises(ValueError) as no_seg:
+        explain_target({"outcome": torch.tensor([0.75])}, "segmentation")
+    assert str(no_seg.value) == "this model has no segmentation head to explain; use --explain outcome"
+    with pytest.raises(ValueError) as other:
+        explain_target({"outcome": torch.tensor([0.75])}, "pathology")
+    assert str(other.value) == "explanation target must be one of ('outcome', 'segmentation'), not 'pathology'"
+
+
+def test_a_flat_map_is_zero_and_every_map_peaks_at_one(network, image):
+    maps = gradcam_all_scales(network, image, "outcome")
+    for scale, heat in maps.items():
+        assert heat.shape == (32, 32, 32) and heat.dtype == np.float32
+        assert heat.max() == pytest.approx(1.0) or not heat.any(), scale
+        assert heat.min() >= 0.0
+    assert sum(bool(h.any()) for h in maps.values()) >= 5          # most scales explain the score
