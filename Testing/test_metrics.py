@@ -148,3 +148,41 @@ def test_summarise_against_hand_computations():
     by_hand = np.mean([mann_whitney(k3[:, c], (y3 == c).astype(int)) for c in range(3)])
     assert multiclass_auc(k3, y3) == pytest.approx(by_hand, abs=1e-5)
     assert summarise({"class_prob": k3, "class_label": y3}, "binary", 3)["class_auc"] == pytest.approx(by_hand, abs=1e-5)
+
+
+def test_summarise_of_a_cox_model_and_the_edges_of_each_metric():
+    import math
+
+    import torch
+
+    from training.metrics import accuracy, dice_per_case, multiclass_auc, summarise
+
+    rng = np.random.default_rng(8)
+    n = 30
+    time, event, risk = rng.uniform(1, 40, n), rng.integers(0, 2, n), rng.normal(size=n)
+    cox = summarise({"outcome_surv": risk, "surv_event": event, "surv_time": time}, "survival", 2)
+    assert cox == {"c_index": pytest.approx(harrell(risk, event, time), abs=1e-6)}
+    # a binary model's outputs never give a C-index from the outcome's own columns
+    assert "c_index" not in summarise({"outcome_surv": risk, "surv_event": event, "surv_time": time}, "binary", 2)
+    assert summarise({"outcome": np.array([0.5, 0.7]), "outcome_label": np.array([0, 1])},
+                     "binary", 2)["outcome_accuracy"] == 1.0        # 0.5 is not a predicted response
+    assert summarise({"outcome": np.array([0.5]), "outcome_label": np.array([])}, "binary", 2) == {}
+    assert summarise({"class_prob": np.zeros((0, 2)), "class_label": np.array([])}, "binary", 2) == {}
+    # two patients: one comparable pair
+    assert concordance(np.array([2.0, 1.0]), np.array([1, 0]), np.array([3.0, 9.0])) == 1.0
+    assert concordance(np.array([1.0, 2.0]), np.array([1, 0]), np.array([3.0, 9.0])) == 0.0
+    assert math.isnan(concordance(np.array([1.0]), np.array([1]), np.array([3.0])))
+    assert math.isnan(concordance(np.array([1.0, 2.0]), np.array([0, 0]), np.array([3.0, 9.0])))
+    # two of three classes present: still a macro AUC over the classes that occur
+    k3 = np.array([[0.7, 0.2, 0.1], [0.2, 0.7, 0.1], [0.6, 0.3, 0.1], [0.1, 0.8, 0.1]])
+    assert not math.isnan(multiclass_auc(k3, np.array([0, 1, 0, 1])))
+    assert math.isnan(multiclass_auc(k3, np.array([1, 1, 1, 1])))
+    assert math.isnan(accuracy(np.array([]), np.array([]))) and accuracy(np.array([1, 0]), np.array([1, 1])) == 0.5
+    # the threshold itself is not foreground; a case with an empty target and prediction is 1
+    prob = torch.full((2, 1, 2, 2, 2), 0.5)
+    prob[1, 0, 0, 0, 0] = 0.9
+    target = torch.zeros_like(prob)
+    target[1, 0, 0, 0, 0] = 1.0
+    assert dice_per_case(prob, target).tolist() == [1.0, 1.0]
+    target[0, 0, 1, 1, 1] = 1.0
+    assert dice_per_case(prob, target).tolist() == [0.0, 1.0]
