@@ -94,3 +94,43 @@ def test_metrics_as_a_dict_for_result_json():
     d = compute_metrics(suv, mask, (2.0, 2.0, 2.0)).to_dict()
     assert set(d) == {"suv_max", "suv_peak", "suv_mean", "mtv_ml", "tlg", "voxels"}
     assert d["voxels"] == 8 and d["mtv_ml"] == pytest.approx(0.064) and d["tlg"] == pytest.approx(0.128)
+
+
+@pytest.mark.parametrize("spacing", [(2.0, 2.0, 2.0), (4.0, 3.0, 2.5), (1.5, 5.0, 3.0)])
+def test_sphere_kernel_holds_one_ml_symmetric_and_whole(spacing):
+    sx, sy, sz = spacing
+    raw = sphere_kernel(spacing, normalise=False)
+    radius = (3.0 * 1000.0 / (4.0 * np.pi)) ** (1.0 / 3.0)                  # 6.20 mm
+    assert raw.shape == tuple(2 * int(np.ceil(radius / s + 0.5)) + 1 for s in (sz, sy, sx))
+    assert raw.sum() * sx * sy * sz / 1000.0 == pytest.approx(1.0, rel=0.02)   # 1 ml of voxel fractions
+    for axis in range(3):
+        np.testing.assert_allclose(raw, np.flip(raw, axis=axis), atol=1e-12)   # centred on its voxel
+    for face in (raw[0], raw[-1], raw[:, 0], raw[:, -1], raw[:, :, 0], raw[:, :, -1]):
+        assert not face.any()                                                  # nothing of the sphere is cut
+    centre = tuple(n // 2 for n in raw.shape)
+    assert raw[centre] == 1.0
+    assert sphere_kernel(spacing).sum() == pytest.approx(1.0)
+
+
+def test_suv_peak_equals_a_whole_volume_correlation_at_the_edges():
+    """SUVpeak is cut to a box around the mask for speed; the box must not change it: masks at the
+    volume's faces and hot spots just outside them, against a correlation of the whole volume."""
+    from MTLRadiomicsLib.mtv.pet_metrics import suv_peak
+
+    rng = np.random.default_rng(12)
+    spacing = (4.0, 4.0, 3.0)
+    kernel = sphere_kernel(spacing)
+    for trial in range(12):
+        suv = rng.gamma(2.0, 1.0, (14, 15, 16))
+        mask = np.zeros(suv.shape, bool)
+        z, y, x = (0, 0, 0) if trial % 3 == 0 else ((11, 12, 13) if trial % 3 == 1 else (5, 6, 7))
+        mask[z:z + 3, y:y + 3, x:x + 3] = True
+        hot = (z + 3, y + 1, x + 1) if z + 3 < suv.shape[0] else (z - 1, y + 1, x + 1)
+        suv[hot] = 40.0                                   # one voxel (3 mm) beyond the mask: inside the sphere's reach
+        whole = ndimage.correlate(suv, kernel, mode="nearest")
+        assert suv_peak(suv, mask, spacing) == pytest.approx(float(whole[mask].max()), rel=1e-12), trial
+
+
+def test_an_empty_mask_gives_exact_zeros():
+    m = compute_metrics(np.full((4, 4, 4), 3.0, np.float32), np.zeros((4, 4, 4), np.uint8), (2.0, 2.0, 2.0))
+    assert m.to_dict() == {"suv_max": 0.0, "suv_peak": 0.0, "suv_mean": 0.0, "mtv_ml": 0.0, "tlg": 0.0, "voxels": 0}
