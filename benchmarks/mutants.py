@@ -50,8 +50,8 @@ class Group:
 GROUPS = (
     Group("suv", ("MTLRadiomicsLib/pet_input/suv.py", "MTLRadiomicsLib/pet_input/dicom_time.py",
                   "MTLRadiomicsLib/pet_input/series_consistency.py"),
-          ("Testing/test_suv.py", "Testing/test_suv_provenance.py", "Testing/test_pet_input.py",
-           "Testing/test_tracer.py"),
+          ("Testing/test_suv.py", "Testing/test_suv_provenance.py", "Testing/test_dicom_time.py",
+           "Testing/test_series_consistency.py", "Testing/test_pet_input.py", "Testing/test_tracer.py"),
           "SUV conversion, DICOM times, per-slice consistency"),
     Group("series", ("MTLRadiomicsLib/pet_input/dicom_series.py", "MTLRadiomicsLib/pet_input/reading.py"),
           ("Testing/test_series_choice.py", "Testing/test_pet_input.py", "Testing/test_cli_info.py"),
