@@ -306,3 +306,48 @@ def test_bqml_file_injection_by_hand_after_the_scan_crosses_midnight():
     assert dated == ("injection after the scan start: injection 2024-03-06 00:30:00 [--injection-time] is 15 min "
                      "after the scan start 2024-03-06 00:15:00 [--scan-time]; check the dates and times or pass "
                      "--injection-time")
+
+
+def test_gml_and_assumed_suv_provenance():
+    from MTLRadiomicsLib.pet_input.suv import SuvConversion
+
+    gml = suv_conversion_from_dicom(header(units="GML", decay="START"))
+    assert (gml.factor, gml.method, gml.units_in_file, gml.decay_correction) == (
+        1.0, "Units GML: values are already SUVbw", "GML", "START")
+    assert gml.sources == {"units": "Units (0054,1001)"}
+    assumed = SuvConversion.assumed_suv()
+    assert (assumed.factor, assumed.method, assumed.units_in_file) == (
+        1.0, "assumed SUV (file carries no units)", "unknown")
+
+
+def test_weights_at_the_plausible_bounds_are_accepted():
+    for weight in ("1", "500"):
+        assert suv_conversion_from_dicom(header(weight=weight)).weight_kg == float(weight)
+    assert refusal(suv_conversion_from_dicom, header(weight="0.9")) == (
+        "patient weight 0.9 kg is implausible; pass --weight KG")
+
+
+def _corrected(value, **kw):
+    ds = header(**kw)
+    ds.CorrectedImage = value
+    return ds
+
+
+def test_corrected_image_refusals_word_for_word():
+    assert refusal(suv_conversion_from_dicom, _corrected(["DECY", "SCAT"])) == (
+        "CorrectedImage (0028,0051) is DECY\\SCAT, without ATTN: the images are not attenuation corrected, so their "
+        "values are not quantitative and SUV cannot be computed; use the attenuation-corrected series (--series UID)")
+    assert refusal(suv_conversion_from_dicom, _corrected("")).startswith("CorrectedImage (0028,0051) is empty, without ATTN")
+    assert refusal(suv_conversion_from_dicom, _corrected(["attn", " scat "])) == (
+        "CorrectedImage (0028,0051) is ATTN\\SCAT, without DECY, but DecayCorrection (0054,1102) is START: the header "
+        "contradicts itself on decay correction, so SUV cannot be computed")
+    assert refusal(suv_conversion_from_dicom, _corrected(["ATTN"], decay=None)) == (
+        "CorrectedImage (0028,0051) is ATTN, without DECY: the images are not decay corrected, so SUV cannot be computed")
+    # values already in SUV need no decay correction flag
+    assert suv_conversion_from_dicom(_corrected(["ATTN"], units="GML", decay=None)).factor == 1.0
+
+
+def test_a_dicom_series_refuses_the_bqml_file_option_word_for_word():
+    assert refusal(suv_conversion_from_dicom, header(), SuvOverrides(decay_corrected_to="injection")) == (
+        "--decay-corrected-to is for Bq/ml image files (--input-units bqml); a DICOM series states its decay "
+        "reference in DecayCorrection (0054,1102)")
