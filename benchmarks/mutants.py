@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import ast
 import difflib
+import hashlib
 import json
 import os
 import shutil
@@ -66,7 +67,7 @@ GROUPS = (
           ("Testing/test_pet_grid.py", "Testing/test_mtv_network.py"),
           "putting results back on the PET grid"),
     Group("inference", ("MTLRadiomicsLib/analysis/inference.py",),
-          ("Testing/test_analysis.py", "Testing/test_score_stability.py"),
+          ("Testing/test_inference.py",),
           "inference and Monte-Carlo dropout uncertainty"),
     Group("gradcam", ("MTLRadiomicsLib/analysis/gradcam.py",),
           ("Testing/test_gradcam.py",),
@@ -104,16 +105,27 @@ def _mutated_path(source: str) -> str:
     return source[len("MTLRadiomics/"):] if source.startswith(LOGIC + "/") else source
 
 
+def _tests_fingerprint(group: Group) -> str:
+    """SHA-256 of the group's test files and the shared test helpers."""
+    digest = hashlib.sha256()
+    for name in sorted(group.tests) + ["Testing/conftest.py"]:
+        digest.update(name.encode() + b"\0" + (ROOT / name).read_bytes())
+    return digest.hexdigest()
+
+
 def prepare(group: Group, work: Path, fresh: bool = False) -> Path:
     """The working folder for ``group``: links to the project and the group's mutmut settings.
 
-    An existing folder is kept (mutmut then checks only mutants of changed files and those not yet
-    checked); ``fresh`` starts again from nothing.
+    An existing folder is kept while the group's tests are unchanged (mutmut then checks only mutants
+    of changed source files and those not yet checked); changed tests, or ``fresh``, start again.
     """
     folder = work / group.name
-    if fresh and folder.exists():
-        shutil.rmtree(folder)
+    tests = _tests_fingerprint(group)
+    stamp = folder / "tests.sha256"
+    if folder.exists() and (fresh or not stamp.exists() or stamp.read_text() != tests):
+        shutil.rmtree(folder)            # new or changed tests: every mutant is checked again
     folder.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(tests)
     roots = sorted({_module_root(s) for s in group.sources})
 
     def link(path: Path, target: Path) -> None:
