@@ -173,7 +173,8 @@ def run_group(group: Group, work: Path, max_children: int, log, fresh: bool = Fa
     mutmut = [sys.executable, "-c", "import sys; from mutmut.__main__ import cli; sys.exit(cli())"]
     start = time.time()
     log(f"[{group.name}] mutmut run ({', '.join(group.sources)}; tests: {', '.join(group.tests)})")
-    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    # one thread per checked mutant: parallel children must not slow each other into false timeouts
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     with open(folder / "mutmut.log", "w") as out:
         proc = subprocess.run(mutmut + ["run", "--max-children", str(max_children)], cwd=folder, env=env,
                               stdout=out, stderr=subprocess.STDOUT)
@@ -246,13 +247,14 @@ def count(folder: Path, group: Group) -> dict:
 
 
 def table(results: list[dict]) -> str:
-    rows = ["| module | what | mutants | killed | survived | no test reaches it | score |",
+    rows = ["| module | what | mutants | killed (of them by timeout) | survived | no test reaches it | score |",
             "|---|---|---|---|---|---|---|"]
     killed = total = 0
     for result in results:
         for module, c in result["modules"].items():
             score = "-" if c["score"] is None else f"{100 * c['score']:.1f} %"
-            rows.append(f"| `{module}` | {result['purpose']} | {c['total']} | {c['killed']} | {c['survived']} | "
+            rows.append(f"| `{module}` | {result['purpose']} | {c['total']} | {c['killed']} ({c['timeout']}) | "
+                        f"{c['survived']} | "
                         f"{c['no_tests']} | {score} |")
             killed += c["killed"]
             total += c["total"]
@@ -300,11 +302,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                            log=lambda s: print(s, flush=True), fresh=args.fresh)
         saved.write_text(json.dumps(list(previous.values()), indent=1))
     results = [previous[g.name] for g in GROUPS if g.name in previous]
+    missing = [f"{g.name} ({g.purpose})" for g in GROUPS if g.name not in previous]
     write_survivors(results, args.work / "survivors.md")
     body = (f"{table(results)}\n\nScore: killed / (killed + survived + not reached by any test); timeouts count "
             "as killed; equivalent mutants are not removed, so each score is a lower bound. Seconds per group: "
             + ", ".join(f"{r['group']} {r['seconds']}" for r in results)
-            + ". Survivors with their diffs: `runs/mutants/survivors.md`.")
+            + ". Survivors with their diffs: `runs/mutants/survivors.md`."
+            + ("" if not missing else " Groups not run yet: " + ", ".join(missing) + "."))
     write_section("Mutation testing", body, "python -m benchmarks.mutants " + " ".join(args.groups), args.results)
     print(table(results))
     return 0
