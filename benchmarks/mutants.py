@@ -304,7 +304,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     results = [previous[g.name] for g in GROUPS if g.name in previous]
     missing = [f"{g.name} ({g.purpose})" for g in GROUPS if g.name not in previous]
     write_survivors(results, args.work / "survivors.md")
-    body = (f"{table(results)}\n\nScore: killed / (killed + survived + not reached by any test); timeouts count "
+    body = (f"{table(results)}\n\nEach group's figures are from its latest run (they accumulate in "
+            "`runs/mutants/results.json`; the command above ran the groups it names). "
+            "Score: killed / (killed + survived + not reached by any test); timeouts count "
             "as killed; equivalent mutants are not removed, so each score is a lower bound. Seconds per group: "
             + ", ".join(f"{r['group']} {r['seconds']}" for r in results)
             + ". Survivors with their diffs: `runs/mutants/survivors.md`."
