@@ -178,3 +178,26 @@ def test_rtstruct_on_a_dicom_pet_with_non_square_pixels_and_an_oblique_direction
     expected = reference_mask(centres, header_origin, header_direction, header_spacing)
     assert expected.sum() > 400
     assert np.array_equal(mask.astype(bool), expected), f"{int((mask.astype(bool) ^ expected).sum())} voxels differ"
+
+
+def test_an_roi_in_another_frame_of_reference_or_without_contours_is_refused(tmp_path):
+    from MTLRadiomicsLib.errors import MaskInputError
+
+    pet = PetVolume(suv=np.ones(SHAPE, np.float32), spacing=SPACING, origin=ORIGIN,
+                    direction=tuple(np.eye(3).ravel()), series={"FrameOfReferenceUID": FRAME})
+    other = write_rtstruct(tmp_path / "other.dcm", ORIGIN, np.eye(3), SPACING, frame=generate_uid())
+    with pytest.raises(MaskInputError) as info:
+        load_mask(other, pet, "GTV_test")
+    assert str(info.value) == ("other.dcm: ROI 'GTV_test' is drawn in another frame of reference than this PET "
+                               "(a different scan or registration)")
+    # a PET without a frame of reference (an image file) cannot be compared: the ROI is used
+    bare = PetVolume(suv=np.ones(SHAPE, np.float32), spacing=SPACING, origin=ORIGIN, direction=tuple(np.eye(3).ravel()))
+    assert load_mask(other, bare, "GTV_test").any()
+    empty = write_rtstruct(tmp_path / "empty.dcm", ORIGIN, np.eye(3), SPACING)
+    ds = pydicom.dcmread(str(empty))
+    ds.ROIContourSequence[1].ContourSequence = []
+    ds.save_as(str(empty))
+    with pytest.raises(MaskInputError) as info:
+        load_mask(empty, pet, "GTV_test")
+    assert str(info.value) == "empty.dcm: ROI 'GTV_test' has no contours"
+    assert load_mask(empty, pet, "Decoy").any()                      # the other ROI still reads
