@@ -232,3 +232,49 @@ def test_rescore_refuses_the_pet_as_mask(wholebody_pet, tiny_model, tmp_path):
                       "--no-report", "--progress", "none")
     assert_one_line_error(process, "non-integer values", "not a mask")
     assert not (tmp_path / "r").exists()
+
+
+def test_a_mask_on_another_grid_is_resampled_nearest_onto_the_pet(tmp_path):
+    """A mask stored at 3 mm over a 2 mm PET, placed here voxel by voxel: each PET voxel takes the
+    value of the mask voxel whose centre is nearest (the mask index of its physical centre, rounded)."""
+    import SimpleITK as sitk
+
+    from MTLRadiomicsLib import PetVolume
+
+    pet = PetVolume(suv=np.ones((12, 15, 18), np.float32), spacing=(2.0, 2.0, 2.0), origin=(0.0, 0.0, 0.0),
+                    direction=(1, 0, 0, 0, 1, 0, 0, 0, 1))
+    coarse = np.zeros((8, 10, 12), np.uint8)
+    coarse[2:5, 3:7, 4:9] = 1
+    image = sitk.GetImageFromArray(coarse)
+    image.SetSpacing((3.0, 3.0, 3.0))
+    image.SetOrigin((0.25, 0.25, 0.25))                   # no PET centre lies halfway between two
+    path = tmp_path / "coarse.nii.gz"
+    sitk.WriteImage(image, str(path))
+    mask = load_mask(path, pet)
+    expected = np.zeros(pet.shape, np.uint8)
+    for z, y, x in np.ndindex(pet.shape):
+        i, j, k = (int(np.floor((2.0 * c - 0.25) / 3.0 + 0.5)) for c in (x, y, z))
+        if 0 <= k < 8 and 0 <= j < 10 and 0 <= i < 12:
+            expected[z, y, x] = coarse[k, j, i]
+    assert mask.shape == pet.shape and expected.sum() > 50
+    np.testing.assert_array_equal(mask, expected)
+
+
+def test_unusable_mask_images_are_refused_word_for_word(small, tmp_path):
+    import SimpleITK as sitk
+
+    broken = tmp_path / "broken.nii.gz"
+    broken.write_bytes(b"not an image at all")
+    with pytest.raises(MaskInputError) as info:
+        load_mask(broken, small)
+    assert str(info.value) == "broken.nii.gz: cannot be read as a mask image (corrupt or not an image)"
+    flat = tmp_path / "flat.nii.gz"
+    sitk.WriteImage(sitk.GetImageFromArray(np.ones((5, 5), np.uint8)), str(flat))
+    with pytest.raises(MaskInputError) as info:
+        load_mask(flat, small)
+    assert str(info.value) == "flat.nii.gz: a 3-D single-component mask is needed"
+    empty = tmp_path / "empty.nii.gz"
+    sitk.WriteImage(small.copy_geometry_to(sitk.GetImageFromArray(np.zeros(small.shape, np.uint8))), str(empty))
+    with pytest.raises(MaskInputError) as info:
+        load_mask(empty, small)
+    assert str(info.value) == "empty.nii.gz: the mask is empty (every voxel is 0)"
