@@ -463,7 +463,8 @@ class MTLRadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             model_folder=Path(path) if byFolder and path else None,
             model=None if byFolder else (choice or None),
             mtv_method=p.mtvMethod.value, fill_holes=bool(p.fillHoles),
-            device=p.device.value, explain=p.explanationTarget.value, samples=int(p.samples), report=True)
+            device=p.device.value, explain=p.explanationTarget.value, samples=int(p.samples),
+            report=False)          # the report is written at export, from the run's files
 
     # ------------------------------------------------------------------ runs
     def onAnalyzeButton(self):
@@ -699,11 +700,14 @@ class MTLRadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self._result is None:
             return
         folder = self.ui.exportDirectoryButton.directory
+        qt.QApplication.setOverrideCursor(qt.Qt.WaitCursor)     # the report may be written now
         try:
             summary = self.logic.export(self._result, folder)
         except (OSError, ValueError) as error:
             self._showError(f"Export failed: {error}")
             return
+        finally:
+            qt.QApplication.restoreOverrideCursor()
         text = "Written to " + folder + ":\n" + "\n".join(f.name for f in summary.files)
         if summary.notes:
             text += "\n\n" + "\n".join(summary.notes)

@@ -20,7 +20,7 @@ EXIT_INTERRUPTED = 130
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from MTLRadiomicsLib.commands import analyze, batch, demo, info, models, rescore, serve, synth
+    from MTLRadiomicsLib.commands import analyze, batch, demo, info, models, report, rescore, serve, synth
 
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="show the full traceback of unexpected errors")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
-    for module in (analyze, rescore, batch, serve, info, models, synth, demo):
+    for module in (analyze, rescore, report, batch, serve, info, models, synth, demo):
         module.register(commands)
     return parser
 

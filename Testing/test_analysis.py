@@ -13,13 +13,14 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
-from cli_runner import assert_one_line_error, run_cli
+from cli_runner import assert_one_line_error, run_cli_here
 
 from MTLRadiomicsLib import load_pet
 from MTLRadiomicsLib.analysis import engine as analysis_engine
 from MTLRadiomicsLib.analysis.engine import analyze
 from MTLRadiomicsLib.analysis.options import AnalysisOptions
 from MTLRadiomicsLib.analysis.outputs import read_seg_nrrd
+from MTLRadiomicsLib.errors import MTLRadiomicsError
 from MTLRadiomicsLib.mtv.pet_metrics import compute_metrics
 from MTLRadiomicsLib.pet_input.masks import load_mask
 
@@ -170,8 +171,8 @@ def test_rescore_uses_the_edited_mask(analysed, wholebody, tiny_model, tmp_path,
 
 def test_rescore_command_with_the_written_segmentation(analysed, wholebody, tiny_model, tmp_path):
     out, _ = analysed
-    process = run_cli("rescore", wholebody["path"], "--mask", out / "segmentation.seg.nrrd", "--out",
-                      tmp_path / "r", "--model", tiny_model, "--samples", "3", "--no-report", "--progress", "none")
+    process = run_cli_here("rescore", wholebody["path"], "--mask", out / "segmentation.seg.nrrd", "--out",
+                           tmp_path / "r", "--model", tiny_model, "--samples", "3", "--no-report", "--progress", "none")
     assert process.returncode == 0, process.stderr
     assert "[edited MTV]" in process.stdout
     assert json.loads((tmp_path / "r" / "result.json").read_text())["scores"]["mask_source"] == "edited"
@@ -180,8 +181,8 @@ def test_rescore_command_with_the_written_segmentation(analysed, wholebody, tiny
 def test_rescore_records_the_mask_it_used(analysed, wholebody, tiny_model, tmp_path):
     out, _ = analysed
     mask = out / "segmentation.seg.nrrd"
-    process = run_cli("rescore", wholebody["path"], "--mask", mask, "--out", tmp_path / "r", "--model", tiny_model,
-                      "--samples", "2", "--progress", "none")
+    process = run_cli_here("rescore", wholebody["path"], "--mask", mask, "--out", tmp_path / "r", "--model", tiny_model,
+                           "--samples", "2", "--progress", "none")
     assert process.returncode == 0, process.stderr
     saved = json.loads((tmp_path / "r" / "result.json").read_text())
     sha = hashlib.sha256(mask.read_bytes()).hexdigest()
@@ -194,8 +195,8 @@ def test_rescore_records_the_mask_it_used(analysed, wholebody, tiny_model, tmp_p
 
 def test_progress_json_lines_for_front_ends(wholebody, tiny_model, tmp_path):
     x, y, z = wholebody["ras"]
-    process = run_cli("analyze", wholebody["path"], "--out", tmp_path / "p", "--model", tiny_model, "--point",
-                      x, y, z, "--samples", "2", "--no-report", "--progress", "json", "--mtv-method", "suv2.5")
+    process = run_cli_here("analyze", wholebody["path"], "--out", tmp_path / "p", "--model", tiny_model, "--point",
+                           x, y, z, "--samples", "2", "--no-report", "--progress", "json", "--mtv-method", "suv2.5")
     assert process.returncode == 0, process.stderr
     lines = [json.loads(line) for line in process.stdout.splitlines()]
     fractions = [line["fraction"] for line in lines]
@@ -211,9 +212,9 @@ def test_existing_output_folder_is_kept_without_overwrite(wholebody, tiny_model,
     x, y, z = wholebody["ras"]
     args = ["analyze", wholebody["path"], "--out", out, "--model", tiny_model, "--point", x, y, z,
             "--samples", "2", "--no-report", "--progress", "none"]
-    assert_one_line_error(run_cli(*args), "--overwrite")
+    assert_one_line_error(run_cli_here(*args), "--overwrite")
     assert (out / "mine.txt").read_text() == "keep"
-    assert run_cli(*args, "--overwrite").returncode == 0
+    assert run_cli_here(*args, "--overwrite").returncode == 0
     assert not (out / "mine.txt").exists() and (out / "result.json").exists()
 
 
@@ -224,8 +225,8 @@ def test_outputs_have_the_permissions_of_the_users_umask(wholebody, tiny_model, 
     x, y, z = wholebody["ras"]
     previous = os.umask(0o027)                 # group may read, others nothing
     try:
-        process = run_cli("analyze", wholebody["path"], "--out", tmp_path / "shared", "--model", tiny_model,
-                          "--point", x, y, z, "--samples", "2", "--progress", "none", "--mtv-method", "suv2.5")
+        process = run_cli_here("analyze", wholebody["path"], "--out", tmp_path / "shared", "--model", tiny_model,
+                               "--point", x, y, z, "--samples", "2", "--progress", "none", "--mtv-method", "suv2.5")
     finally:
         os.umask(previous)
     assert process.returncode == 0, process.stderr
@@ -238,8 +239,8 @@ def test_outputs_have_the_permissions_of_the_users_umask(wholebody, tiny_model, 
 
 def test_a_failed_analysis_writes_nothing(wholebody, tiny_model, tmp_path):
     out = tmp_path / "never"
-    process = run_cli("analyze", wholebody["path"], "--out", out, "--model", tiny_model,
-                      "--point", "5000", "0", "0", "--progress", "none")
+    process = run_cli_here("analyze", wholebody["path"], "--out", out, "--model", tiny_model,
+                           "--point", "5000", "0", "0", "--progress", "none")
     assert_one_line_error(process, "outside the PET volume")
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".never")]
@@ -254,7 +255,7 @@ def test_bad_options_are_one_line_errors(wholebody, tiny_model, tmp_path, extra,
     args = ["analyze", wholebody["path"], "--out", tmp_path / "o", "--progress", "none"]
     if "--model" not in extra:
         args += ["--model", tiny_model]
-    assert_one_line_error(run_cli(*args, *extra), fragment)
+    assert_one_line_error(run_cli_here(*args, *extra), fragment)
 
 
 def test_damaged_model_is_a_one_line_error(wholebody, tiny_model, tmp_path):
@@ -264,8 +265,8 @@ def test_damaged_model_is_a_one_line_error(wholebody, tiny_model, tmp_path):
     shutil.copytree(tiny_model, broken)
     weights = broken / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:-10] + b"0123456789")
-    assert_one_line_error(run_cli("analyze", wholebody["path"], "--out", tmp_path / "o", "--model", broken,
-                                  "--progress", "none"), "checksum")
+    assert_one_line_error(run_cli_here("analyze", wholebody["path"], "--out", tmp_path / "o", "--model", broken,
+                                       "--progress", "none"), "checksum")
 
 
 def test_box_cuda_fallback_and_tta(wholebody, tiny_model, tmp_path):
@@ -327,13 +328,13 @@ def test_batch_reports_bad_cases_and_skips_finished_ones(wholebody, tiny_model, 
         writer.writerow(["missing", tmp_path / "nothing.nii.gz", "", "", ""])
     args = ["batch", manifest, "--out", tmp_path / "batch", "--model", tiny_model, "--samples", "2",
             "--no-report", "--progress", "none", "--mtv-method", "suv2.5"]
-    first = run_cli(*args)
+    first = run_cli_here(*args)
     assert first.returncode == 1, first.stderr
     rows = {r["case_id"]: r for r in csv.DictReader(open(tmp_path / "batch" / "summary.csv"))}
     assert rows["good"]["status"] == "done" and float(rows["good"]["mtv_ml"]) > 0
     assert rows["good"]["mtv_method"] == "suv2.5" and rows["good"]["scores_withheld"] == ""
     assert rows["missing"]["status"] == "failed" and "does not exist" in rows["missing"]["error"]
-    second = run_cli(*args)
+    second = run_cli_here(*args)
     rows = {r["case_id"]: r for r in csv.DictReader(open(tmp_path / "batch" / "summary.csv"))}
     assert rows["good"]["status"].startswith("skipped")
     assert second.returncode == 1
@@ -358,3 +359,70 @@ def test_lesion_suv_max_and_its_position_when_the_mtv_misses_the_hottest_voxel(w
     np.testing.assert_allclose(saved["lesion_suv_max_ras"], (-x, -y, z), atol=1e-3)
     assert result.metrics["lesion_suv_max"] == saved["lesion_suv_max"]
     assert set(saved) >= {"suv_max", "suv_peak", "suv_mean", "mtv_ml", "tlg", "voxels"}
+
+
+def _without_report(analysed_out: Path, folder: Path) -> Path:
+    """A copy of an analysis folder as --no-report leaves it: no report files, none in result.json."""
+    import shutil
+
+    shutil.copytree(analysed_out, folder)
+    for name in ("report.pdf", "report.html"):
+        (folder / name).unlink()
+    record = json.loads((folder / "result.json").read_text())
+    for key in ("report_pdf", "report_html"):
+        record["outputs"].pop(key)
+    (folder / "result.json").write_text(json.dumps(record, indent=2))
+    return folder
+
+
+def test_a_report_written_later_is_the_report_the_analysis_wrote(analysed, wholebody, tmp_path):
+    """`mtl-radiomics report` (the Slicer module's export) draws from the folder's files and the PET
+    the same report the analysis drew from memory: the HTML, with its figures, byte for byte."""
+    from MTLRadiomicsLib.analysis.folder_report import report_folder
+
+    out, result = analysed
+    folder = _without_report(out, tmp_path / "later")
+    later = report_folder(wholebody["path"], folder, AnalysisOptions())
+    assert (folder / "report.html").read_text() == (out / "report.html").read_text()
+    assert (folder / "report.pdf").read_bytes()[:5] == b"%PDF-"
+    assert later.outputs == result.outputs
+    record = json.loads((folder / "result.json").read_text())
+    assert record["outputs"] == result.outputs
+    assert record["scores"] == json.loads((out / "result.json").read_text())["scores"]
+    assert record["timings_s"]["report"] > 0
+    assert not [p.name for p in folder.iterdir() if p.name.startswith(".")]     # no partial folder left
+
+
+def test_a_report_is_refused_for_another_pet_a_missing_heatmap_or_a_folder_with_a_report(analysed, wholebody,
+                                                                                       tmp_path):
+    from MTLRadiomicsLib.analysis.folder_report import report_folder
+
+    out, _ = analysed
+    with pytest.raises(MTLRadiomicsError, match="has a report already \\(report.pdf, report.html\\); pass "
+                                                "--overwrite"):
+        report_folder(wholebody["path"], out)
+    folder = _without_report(out, tmp_path / "f")
+    other = tmp_path / "other.nii.gz"
+    image = sitk.ReadImage(str(wholebody["path"]))
+    sitk.WriteImage(image * 1.01, str(other))
+    with pytest.raises(MTLRadiomicsError, match="other.nii.gz is not the PET this analysis was computed from"):
+        report_folder(other, folder)
+    (folder / "gradcam_dec2.nrrd").unlink()
+    with pytest.raises(MTLRadiomicsError, match="has no gradcam_dec2.nrrd \\(the dec2 heatmap\\)"):
+        report_folder(wholebody["path"], folder)
+    assert not (folder / "report.pdf").exists()
+    assert "report_pdf" not in json.loads((folder / "result.json").read_text())["outputs"]
+    with pytest.raises(MTLRadiomicsError, match="holds no result.json"):
+        report_folder(wholebody["path"], tmp_path)
+
+
+def test_a_report_of_a_mask_on_another_grid_is_refused(analysed, wholebody, tmp_path):
+    from MTLRadiomicsLib.analysis.folder_report import report_folder
+
+    out, _ = analysed
+    folder = _without_report(out, tmp_path / "g")
+    mtv = sitk.ReadImage(str(folder / "mtv.nii.gz"))
+    mtv.SetOrigin(tuple(v + 4.0 for v in mtv.GetOrigin()))
+    sitk.WriteImage(mtv, str(folder / "mtv.nii.gz"))
+    with pytest.raises(MTLRadiomicsError, match="mtv.nii.gz \\(the scored MTV\\) is not on the grid of this PET"):
+        report_folder(wholebody["path"], folder)

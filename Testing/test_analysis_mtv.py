@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from cli_runner import assert_one_line_error, run_cli
+from cli_runner import assert_one_line_error, run_cli_here
 
 from MTLRadiomicsLib import load_pet
 from MTLRadiomicsLib.analysis.engine import analyze
@@ -68,8 +68,8 @@ def test_an_empty_network_mtv_withholds_the_scores_and_says_so(crop, tiny_model,
     """The tiny model's network sees no tumour: the MTV is empty, which must never be scored silently."""
     out = tmp_path / "empty"
     x, y, z = crop["ras"]
-    process = run_cli("analyze", crop["path"], "--out", out, "--model", tiny_model, "--point", x, y, z,
-                      "--samples", "2", "--progress", "none")
+    process = run_cli_here("analyze", crop["path"], "--out", out, "--model", tiny_model, "--point", x, y, z,
+                           "--samples", "2", "--progress", "none")
     assert process.returncode == 0, process.stderr
     assert "scores      withheld: the MTV (network (sliding windows)) is empty" in process.stdout
     assert "response probability" not in process.stdout
@@ -86,8 +86,8 @@ def test_an_empty_network_mtv_withholds_the_scores_and_says_so(crop, tiny_model,
 
 def test_a_method_that_cannot_run_is_a_one_line_error(crop, tiny_model, tmp_path):
     x, y, z = crop["ras"]
-    process = run_cli("analyze", crop["path"], "--out", tmp_path / "p", "--model", tiny_model, "--point", x, y, z,
-                      "--mtv-method", "percist", "--progress", "none")
+    process = run_cli_here("analyze", crop["path"], "--out", tmp_path / "p", "--model", tiny_model, "--point", x, y, z,
+                           "--mtv-method", "percist", "--progress", "none")
     assert_one_line_error(process, "liver")
     assert not (tmp_path / "p").exists()
 
@@ -101,19 +101,19 @@ def test_installed_models_are_listed_and_chosen_by_name(crop, tiny_model, tmp_pa
     card["training_data"] = {"summary": "a test cohort"}
     (root / "second" / "model.json").write_text(json.dumps(card))
     env = {"MTL_RADIOMICS_MODELS": str(root)}
-    listing = run_cli("models", "--json", env=env)
+    listing = run_cli_here("models", "--json", env=env)
     assert listing.returncode == 0, listing.stderr
     rows = json.loads(listing.stdout)
     assert [(r["key"], r["default"]) for r in rows] == [("default", True), ("second", False)]
     assert rows[1]["summary"] == "a test cohort" and "segmentation" in rows[1]["tasks"]
-    text = run_cli("models", env=env).stdout
+    text = run_cli_here("models", env=env).stdout
     assert "* default" in text and "second-model" in text
     x, y, z = crop["ras"]
     for name in ("second", "second-model"):
         out = tmp_path / f"by_{name}"
-        process = run_cli("analyze", crop["path"], "--out", out, "--model", name, "--point", x, y, z,
-                          "--samples", "2", "--no-report", "--progress", "none", "--mtv-method", "suv2.5", env=env)
+        process = run_cli_here("analyze", crop["path"], "--out", out, "--model", name, "--point", x, y, z,
+                               "--samples", "2", "--no-report", "--progress", "none", "--mtv-method", "suv2.5", env=env)
         assert process.returncode == 0, process.stderr
         assert json.loads((out / "result.json").read_text())["model"]["name"] == "second-model"
-    assert_one_line_error(run_cli("analyze", crop["path"], "--out", tmp_path / "n", "--model", "nosuch",
-                                  "--progress", "none", env=env), "installed models: default")
+    assert_one_line_error(run_cli_here("analyze", crop["path"], "--out", tmp_path / "n", "--model", "nosuch",
+                                       "--progress", "none", env=env), "installed models: default")

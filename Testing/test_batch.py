@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from cli_runner import assert_one_line_error, run_cli
+from cli_runner import assert_one_line_error, run_cli, run_cli_here
 
 from MTLRadiomicsLib.commands.batch import read_cases
 from MTLRadiomicsLib.errors import MTLRadiomicsError
@@ -104,7 +104,7 @@ def test_a_case_id_that_escapes_out_stops_the_batch_before_anything_is_written(l
     manifest = write_manifest(tmp_path / "cases.csv", ["case_id", "pet"],
                               [["good", lesion["path"]], ["../escape", lesion["path"]]])
     out = tmp_path / "runs" / "batch"
-    assert_one_line_error(run_cli(*batch_args(manifest, out, tiny_model)), "row 2", "'../escape'")
+    assert_one_line_error(run_cli_here(*batch_args(manifest, out, tiny_model)), "row 2", "'../escape'")
     assert not (tmp_path / "runs" / "escape").exists() and not out.exists()
 
 
@@ -113,22 +113,22 @@ def test_a_changed_row_or_changed_options_redo_the_case(lesion, tiny_model, tmp_
     header = ["case_id", "pet", "point_x", "point_y", "point_z"]
     manifest = write_manifest(tmp_path / "cases.csv", header, [["good", lesion["path"], x, y, z]])
     out = tmp_path / "batch"
-    first = run_cli(*batch_args(manifest, out, tiny_model))
+    first = run_cli_here(*batch_args(manifest, out, tiny_model))
     assert first.returncode == 0, first.stderr
     assert summary(out)["good"]["status"] == "done"
-    again = run_cli(*batch_args(manifest, out, tiny_model))
+    again = run_cli_here(*batch_args(manifest, out, tiny_model))
     assert again.returncode == 0 and summary(out)["good"]["status"] == "skipped (done before)"
 
     moved = (x + 6.0, y, z)                           # the same lesion, another click
     write_manifest(manifest, header, [["good", lesion["path"], *moved]])
-    third = run_cli(*batch_args(manifest, out, tiny_model))
+    third = run_cli_here(*batch_args(manifest, out, tiny_model))
     assert third.returncode == 0, third.stderr
     assert summary(out)["good"]["status"] == "redone: its manifest row changed"
     assert "good: redone: its manifest row changed" in third.stdout
     saved = json.loads((out / "good" / "result.json").read_text())
     assert saved["location"]["center_ras"] == pytest.approx(moved)
 
-    fourth = run_cli(*batch_args(manifest, out, tiny_model, "--fill-holes"))
+    fourth = run_cli_here(*batch_args(manifest, out, tiny_model, "--fill-holes"))
     assert fourth.returncode == 0, fourth.stderr
     assert summary(out)["good"]["status"] == "redone: the analysis options changed"
     assert json.loads((out / "good" / "result.json").read_text())["mtv"]["fill_holes"] is True
@@ -158,7 +158,7 @@ def test_a_bad_per_row_value_fails_that_case_only(lesion_dicom, lesion, tiny_mod
     x, y, z = lesion["ras"]
     manifest = write_manifest(tmp_path / "cases.csv", ["case_id", "pet", "point_x", "point_y", "point_z", "weight"],
                               [["bad", lesion_dicom, x, y, z, "heavy"], ["negative", lesion_dicom, x, y, z, "-3"]])
-    process = run_cli(*batch_args(manifest, tmp_path / "batch", tiny_model))
+    process = run_cli_here(*batch_args(manifest, tmp_path / "batch", tiny_model))
     assert process.returncode == 1, process.stderr
     rows = summary(tmp_path / "batch")
     assert rows["bad"]["status"] == "failed" and "column weight" in rows["bad"]["error"]
@@ -192,7 +192,7 @@ def test_warning_lines_lose_their_paths():
 
 
 def test_exit_status_is_documented(tmp_path):
-    process = run_cli("batch", "--help")
+    process = run_cli_here("batch", "--help")
     assert process.returncode == 0
     text = " ".join(process.stdout.split())
     for fragment in ("Exit status", "0 every case done", "1 some cases failed", "2 the batch did not start"):

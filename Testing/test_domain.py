@@ -8,7 +8,7 @@ import shutil
 
 import numpy as np
 import pytest
-from cli_runner import run_cli
+from cli_runner import run_cli_here
 
 from MTLRadiomicsLib.analysis.domain import check_domain, feature_distance
 
@@ -67,8 +67,8 @@ def test_a_thigh_sarcoma_with_a_thorax_model_is_marked_and_gets_no_pathology(tho
     k, j, i = np.unravel_index(int(np.argmax(np.where(gtv, pet.suv, -1))), gtv.shape)
     x, y, z = pet.index_to_physical((float(i), float(j), float(k)))
     out = tmp_path / "a"
-    process = run_cli("analyze", path, "--out", out, "--model", thorax_model, "--point", -x, -y, z,
-                      "--samples", "2", "--mtv-method", "suv2.5", "--progress", "none")
+    process = run_cli_here("analyze", path, "--out", out, "--model", thorax_model, "--point", -x, -y, z,
+                           "--samples", "2", "--mtv-method", "suv2.5", "--progress", "none")
     assert process.returncode == 0, process.stderr
     assert "OUTSIDE THE MODEL'S TRAINING DOMAIN" in process.stdout
     assert "p(lung)" not in process.stdout and "pathology   not shown" in process.stdout

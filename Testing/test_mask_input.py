@@ -146,7 +146,7 @@ def wholebody_pet(tmp_path_factory):
 def test_rescore_segment_option(wholebody_pet, tiny_model, tmp_path):
     import json
 
-    from cli_runner import assert_one_line_error, run_cli
+    from cli_runner import assert_one_line_error, run_cli_here
 
     path, case = wholebody_pet
     tumour = case.mask > 0
@@ -154,9 +154,9 @@ def test_rescore_segment_option(wholebody_pet, tiny_model, tmp_path):
     stray[tuple(s // 2 for s in tumour.shape)] = True
     labels = _write_image(tumour.astype(np.uint8) + 2 * (stray & ~tumour), case.pet, tmp_path / "labels.nii.gz")
     common = ["--model", tiny_model, "--samples", "2", "--no-report", "--progress", "none"]
-    refused = run_cli("rescore", path, "--mask", labels, "--out", tmp_path / "a", *common)
+    refused = run_cli_here("rescore", path, "--mask", labels, "--out", tmp_path / "a", *common)
     assert_one_line_error(refused, f"1 ({int(tumour.sum())} voxels), 2 (1 voxel)", "--segment")
-    done = run_cli("rescore", path, "--mask", labels, "--segment", "1", "--out", tmp_path / "b", *common)
+    done = run_cli_here("rescore", path, "--mask", labels, "--segment", "1", "--out", tmp_path / "b", *common)
     assert done.returncode == 0, done.stderr
     metrics = json.loads((tmp_path / "b" / "result.json").read_text())["metrics"]
     assert metrics["mtv_ml"] == pytest.approx(tumour.sum() * np.prod(case.pet.spacing) / 1000.0, rel=1e-4)
@@ -225,11 +225,11 @@ def test_binary_and_label_values_in_any_pixel_type_are_masks(small, tmp_path):
 
 
 def test_rescore_refuses_the_pet_as_mask(wholebody_pet, tiny_model, tmp_path):
-    from cli_runner import assert_one_line_error, run_cli
+    from cli_runner import assert_one_line_error, run_cli_here
 
     path, _ = wholebody_pet
-    process = run_cli("rescore", path, "--mask", path, "--out", tmp_path / "r", "--model", tiny_model,
-                      "--no-report", "--progress", "none")
+    process = run_cli_here("rescore", path, "--mask", path, "--out", tmp_path / "r", "--model", tiny_model,
+                           "--no-report", "--progress", "none")
     assert_one_line_error(process, "non-integer values", "not a mask")
     assert not (tmp_path / "r").exists()
 

@@ -107,9 +107,9 @@ def test_a_real_sarcoma_analysed_with_the_real_model_is_inside_its_domain(sts_cr
 
 
 def test_the_cli_names_what_the_real_models_score_means(sts_crops_dir, tmp_path):
-    from cli_runner import run_cli
+    from cli_runner import run_cli_here
 
-    process = run_cli("analyze", sts_crops_dir / "STS_024" / "PET_image.nii.gz", "--out", tmp_path / "o",
-                      "--model", "sts-real", "--samples", "2", "--no-report", "--progress", "none")
+    process = run_cli_here("analyze", sts_crops_dir / "STS_024" / "PET_image.nii.gz", "--out", tmp_path / "o",
+                           "--model", "sts-real", "--samples", "2", "--no-report", "--progress", "none")
     assert process.returncode == 0, process.stderr
     assert "probability of lung metastasis" in process.stdout and "response probability" not in process.stdout

@@ -81,6 +81,7 @@ def session(crop, tiny_model, tmp_path_factory):
         {"id": "r1", "command": "rescore", "pet": str(crop["path"]), "mask": str(first / "mtv.nii.gz"),
          "out": str(edited), "options": {"model": str(tiny_model), "samples": 2, "no_report": True,
                                           "device": "cpu"}},
+        {"id": "rp1", "command": "report", "pet": str(crop["path"]), "out": str(edited), "options": {}},
         {"id": "p1", "command": "ping"},
         {"id": "s1", "command": "shutdown"},
         {"id": "late", "command": "ping"},
@@ -93,8 +94,8 @@ def test_two_analyses_load_the_model_once(session, tiny_model):
     assert lines[0]["status"] == "ready"
     assert session["loads"] == [Path(tiny_model).resolve()]
     (pong,) = answers(lines, "p1")
-    assert pong["status"] == "pong" and pong["model_loads"] == 1 and pong["requests"] == 7
-    assert pong["pet_reads"] == 1                 # the same scan for both analyses and the rescore
+    assert pong["status"] == "pong" and pong["model_loads"] == 1 and pong["requests"] == 8
+    assert pong["pet_reads"] == 1                 # the same scan for both analyses, the rescore and its report
     for rid, out in (("a1", session["first"]), ("a2", session["second"])):
         *progress, done = answers(lines, rid)
         assert [p["stage"] for p in progress][:2] == ["load", "model"] and progress[-1]["stage"] == "done"
@@ -137,6 +138,19 @@ def test_rescore_through_the_server_scores_the_edited_mask(session):
     assert result["input"]["edited_mask_name"] == "mtv.nii.gz"
     assert result["metrics"]["mtv_ml"] == pytest.approx(first["metrics"]["mtv_ml"])
     assert "mtv" not in [p["stage"] for p in progress]          # the edited MTV is not segmented again
+
+
+def test_a_report_request_writes_the_report_of_a_folder_made_without_one(session):
+    """The Slicer module rescored without a report; its export asks the server for the report."""
+    *progress, done = answers(session["lines"], "rp1")
+    assert done["status"] == "done", done
+    assert [p["stage"] for p in progress] == ["load", "report", "done"]
+    edited = session["edited"]
+    assert (edited / "report.pdf").read_bytes()[:5] == b"%PDF-"
+    assert "re-scored" in (edited / "report.html").read_text()
+    assert done["result"]["outputs"]["report_pdf"] == "report.pdf"
+    assert done["result"]["outputs"]["report_html"] == "report.html"
+    assert done["result"]["scores"] == json.loads((edited / "result.json").read_text())["scores"]
 
 
 def test_shutdown_ends_the_server_and_nothing_after_it_is_read(session):

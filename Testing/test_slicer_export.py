@@ -1,7 +1,7 @@
-"""Export from the Slicer module's logic after an analysis that made its report: the PDF and HTML
+"""Export from the Slicer module's logic: after an analysis that made its report, the PDF and HTML
 report, result.json and the CSV land in the export folder under the PET's name, the copies are the
-run's own files, and no note says a report is missing. A small synthetic PET (not DICOM, so no
-DICOM SEG) keeps the engine run short."""
+run's own files, and no note says a report is missing; after a run made without one, Export has the
+engine write it first. A small synthetic PET (not DICOM, so no DICOM SEG) keeps the engine run short."""
 
 from __future__ import annotations
 
@@ -80,3 +80,34 @@ def test_export_copies_the_report_result_and_csv(reported, tmp_path):
     again = logic.export(result, folder)
     assert sorted(f.name for f in again.files) == names and len(list(folder.iterdir())) == len(names)
     assert results.scores_withheld(result) == ""
+
+
+def test_export_writes_the_report_of_a_run_made_without_one(reported, tmp_path):
+    """The module scores without a report (the physician reads the scores in the module); Export
+    asks the engine for the report of the run's folder, and when it cannot be written the rest is
+    still exported, with a note that says why."""
+    logic, result = reported["logic"], reported["result"]
+    job = logic.start_rescore(result, AnalysisRequest(result.pet, device="cpu", samples=2, report=False))
+    run_to_end(logic, job)
+    rescored = logic.finish(job)
+    source = rescored.result_folder
+    assert source.name.startswith("rescore-") and not (source / "report.pdf").exists()
+    heatmap = source / "gradcam_dec1.nrrd"
+    heatmap.rename(source / "aside.nrrd")
+    summary = logic.export(rescored, tmp_path / "without")
+    base = "Synthetic_PET_MTLRadiomics"
+    assert sorted(f.name for f in summary.files) == sorted([f"{base}.json", f"{base}_metrics_scores.csv"])
+    (note,) = [n for n in summary.notes if "report" in n]
+    assert note.startswith("No PDF/HTML report: it could not be written (") and "has no gradcam_dec1.nrrd" in note
+    (source / "aside.nrrd").rename(heatmap)
+    summary = logic.export(rescored, tmp_path / "with")
+    folder = tmp_path / "with"
+    assert sorted(f.name for f in summary.files) == sorted([f"{base}_report.pdf", f"{base}_report.html",
+                                                            f"{base}.json", f"{base}_metrics_scores.csv"])
+    assert not any("report" in n for n in summary.notes), summary.notes
+    assert (source / "report.pdf").is_file()                       # the run's folder holds it now
+    html = (folder / f"{base}_report.html").read_text()
+    assert html == (source / "report.html").read_text() and "re-scored" in html
+    exported = json.loads((folder / f"{base}.json").read_text())
+    assert exported["outputs"]["report_pdf"] == "report.pdf" and exported["command"] == "rescore"
+    assert f"{exported['metrics']['mtv_ml']:.1f}" in html

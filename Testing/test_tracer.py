@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from cli_runner import assert_one_line_error, run_cli
+from cli_runner import assert_one_line_error, run_cli, run_cli_here
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from synthetic_dicom import edit_headers, make_lu177_xspect, radiopharmaceutical, write_series
@@ -176,7 +176,7 @@ def test_info_describes_the_scan_and_says_why_it_would_be_refused(lu177_folder):
 
 def test_analyze_refuses_in_one_line_and_writes_nothing(lu177_folder, tmp_path):
     out = tmp_path / "out"
-    assert_one_line_error(run_cli("analyze", lu177_folder, "--out", out, "--progress", "none"),
+    assert_one_line_error(run_cli_here("analyze", lu177_folder, "--out", out, "--progress", "none"),
                           "not F-18 FDG PET", "Lu-177", "NM Encore2", "7210 MBq")
     assert not out.exists()
 
@@ -190,7 +190,8 @@ def test_analyze_refuses_a_ga68_series(tmp_path):
         rp.RadionuclideCodeSequence = code("C-131A3", "SRT", "^68^Gallium")
 
     edit_headers(files, ga68)
-    assert_one_line_error(run_cli("analyze", tmp_path / "ga68", "--out", tmp_path / "out", "--progress", "none"),
+    assert_one_line_error(run_cli_here("analyze", tmp_path / "ga68", "--out", tmp_path / "out", "--progress",
+                                       "none"),
                           "Ga-68 PSMA PET: the models know F-18 FDG only")
 
 

@@ -28,6 +28,9 @@ from MTLRadiomicsModuleLogic.results import ResultNodes
 from MTLRadiomicsModuleLogic.warm_engine import WarmEngine, WarmRun, WarmStartError
 
 
+REPORT_TIMEOUT_S = 600.0                       # the longest export waits for the engine's report
+
+
 class AnalysisError(RuntimeError):
     """Something the user has to fix; the message says what."""
 
@@ -45,14 +48,14 @@ class AnalysisRequest:
     device: str = "auto"                       # auto, cuda or cpu
     explain: str = "outcome"                   # outcome or segmentation
     samples: int = 10
-    report: bool = True
+    report: bool = True                        # False: no report with the run; export writes it (``export``)
 
 
 @dataclass
 class EngineJob:
     """One engine run in the background."""
 
-    kind: str                                  # "analyze" or "rescore"
+    kind: str                                  # "analyze", "rescore" or "report"
     process: EngineProcess | WarmRun
     run_folder: Path
     out_dir: Path
@@ -381,20 +384,44 @@ class AnalysisLogic:
         return results.results_for_pet(self.scene, pet_node)
 
     # ------------------------------------------------------------------ export
+    def write_report(self, result: ResultNodes, timeout: float = REPORT_TIMEOUT_S) -> None:
+        """Write the PDF/HTML report into the result's run folder when the run made none
+        (``mtl-radiomics report``, on the warm worker when it is up: the PET is still in its memory).
+        AnalysisError when the engine cannot write it (the message says why)."""
+        source = result.result_folder
+        if (source / "report.pdf").is_file():
+            return
+        input_path = self._ensure_input(result)
+        process, command = self._run(["report", str(input_path), "--out", str(source), "--progress", "json"],
+                                     result.run_folder)
+        job = EngineJob("report", process, result.run_folder, source, input_path, result.pet.GetID(),
+                        result.model_folder or Path(), from_dicom=result.from_dicom, result=result,
+                        command=command, cwd=result.run_folder)
+        state = self.wait(job, timeout)
+        if state == ProcessState.RUNNING:
+            job.process.cancel()
+            raise AnalysisError(f"The report took longer than {timeout:.0f} s and was stopped.")
+        if state != ProcessState.SUCCEEDED or not (source / "report.pdf").is_file():
+            raise AnalysisError(job.process.error_message() or f"the engine stopped ({state.value})")
+
     def export(self, result: ResultNodes, folder: str | Path) -> ExportSummary:
-        """Report (PDF, HTML), result.json, a CSV of metrics and scores, and DICOM SEG for DICOM input."""
+        """Report (PDF, HTML), result.json, a CSV of metrics and scores, and DICOM SEG for DICOM input.
+        A run made without its report gets it now (``write_report``); when that fails, the rest is
+        exported and a note says why there is no report."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         summary = ExportSummary()
         base = _safe_name(result.pet.GetName()) + "_MTLRadiomics"
         source = result.result_folder
+        try:
+            self.write_report(result)
+        except AnalysisError as error:
+            summary.notes.append(f"No PDF/HTML report: it could not be written ({error}).")
         for name, suffix in (("report.pdf", ".pdf"), ("report.html", ".html"), ("result.json", ".json")):
             if (source / name).is_file():
                 target = folder / f"{base}_report{suffix}" if name.startswith("report") else folder / f"{base}{suffix}"
                 shutil.copyfile(source / name, target)
                 summary.files.append(target)
-        if not (source / "report.pdf").is_file():
-            summary.notes.append("This run made no PDF/HTML report (it was analysed without a report).")
         withheld = results.scores_withheld(result)
         if withheld:
             summary.notes.append(f"The scores were withheld: {withheld}. The CSV holds the PET metrics only.")

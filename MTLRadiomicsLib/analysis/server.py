@@ -6,6 +6,8 @@ Requests, one JSON object per line:
 
 - ``{"id": ..., "command": "analyze", "pet": PATH, "out": DIR, "options": {...}}``
 - ``{"id": ..., "command": "rescore", "pet": PATH, "mask": EDITED, "out": DIR, "options": {...}}``
+- ``{"id": ..., "command": "report", "pet": PATH, "out": DIR, "options": {...}}``: the report of the
+  analysis folder DIR written with ``no_report`` (``mtl-radiomics report``; PET options only)
 - ``{"id": ..., "command": "ping"}`` and ``{"id": ..., "command": "shutdown"}``
 
 ``options`` holds what the command line takes, named like its options (``mtv_method``,
@@ -34,7 +36,7 @@ from MTLRadiomicsLib import __version__
 from MTLRadiomicsLib.analysis.options import AnalysisOptions
 from MTLRadiomicsLib.errors import MTLRadiomicsError, ModelFileError
 
-COMMANDS = ("analyze", "rescore", "ping", "shutdown")
+COMMANDS = ("analyze", "rescore", "report", "ping", "shutdown")
 ALIASES = {"series_uid": "series", "mask_segment": "segment"}     # AnalysisOptions field -> option
 TOP_LEVEL = ("pet", "out", "mask")                                 # given beside "options", not in it
 IGNORED = ("progress",)                                            # always JSON lines here
@@ -53,13 +55,17 @@ class _RequestParser(argparse.ArgumentParser):
 
 
 def _parser(command: str) -> argparse.ArgumentParser:
-    """The options of ``analyze`` or ``rescore``, as the command line defines them."""
+    """The options of ``analyze``, ``rescore`` or ``report``, as the command line defines them."""
     from MTLRadiomicsLib.commands.analysis_options import (add_location_options, add_model_options,
                                                             add_mtv_options)
     from MTLRadiomicsLib.commands.pet_options import add_pet_options
+    from MTLRadiomicsLib.commands.report import add_report_options
 
     parser = _RequestParser(prog=f"serve {command}", add_help=False)
     add_pet_options(parser)
+    if command == "report":
+        add_report_options(parser)
+        return parser
     if command == "analyze":
         add_location_options(parser)
         add_mtv_options(parser)
@@ -113,9 +119,10 @@ def _tokens(options: dict[str, Any]) -> tuple[list[str], Optional[float]]:
 
 
 def parse_request(request: dict[str, Any]) -> tuple[AnalysisOptions, bool]:
-    """The analysis options and ``overwrite`` of an analyze or rescore request; RequestError (or the
-    command line's own errors) when they are not valid."""
+    """The analysis options and ``overwrite`` of an analyze, rescore or report request; RequestError
+    (or the command line's own errors) when they are not valid."""
     from MTLRadiomicsLib.commands.analysis_options import options_from_args
+    from MTLRadiomicsLib.commands.report import report_options
 
     command = request["command"]
     for key in ("pet", "out") + (("mask",) if command == "rescore" else ()):
@@ -131,7 +138,7 @@ def parse_request(request: dict[str, Any]) -> tuple[AnalysisOptions, bool]:
     argv += ["--", request["pet"]]                 # a path that starts with '-' is still the PET
     parser = _PARSERS.setdefault(command, _parser(command))
     args = parser.parse_args(argv)
-    analysis = options_from_args(args)
+    analysis = report_options(args) if command == "report" else options_from_args(args)
     if threshold is not None:
         analysis.threshold = threshold
     return analysis, bool(args.overwrite)
@@ -258,16 +265,26 @@ class Server:
         return True
 
     def analyse(self, rid: Any, request: dict[str, Any]) -> dict[str, Any]:
-        """Run one analyze or rescore request with the cached model; the result line."""
-        from MTLRadiomicsLib.analysis.engine import analyze
+        """Run one analyze, rescore or report request with the cached model and scans; the result line."""
         from MTLRadiomicsLib.analysis.progress import Progress
 
         options, overwrite = parse_request(request)
-        loaded = self.cache.get(options.model)
         progress = Progress("json", stream=self.stdout, fields={"id": rid})
-        analyze(request["pet"], request["out"], options, progress, overwrite=overwrite,
-                edited_mask=request.get("mask") if request["command"] == "rescore" else None, loaded=loaded,
-                pet_reader=self.pets)
+        if request["command"] == "report":
+            from MTLRadiomicsLib.analysis.folder_report import report_folder
+
+            report_folder(request["pet"], request["out"], options, progress, overwrite=overwrite,
+                          pet_reader=self.pets)
+        else:
+            self._analyse(request, options, overwrite, progress)
         result_path = Path(request["out"]) / "result.json"
         return {"id": rid, "status": "done", "out": str(request["out"]), "result_json": str(result_path),
                 "result": json.loads(result_path.read_text())}
+
+    def _analyse(self, request: dict[str, Any], options: AnalysisOptions, overwrite: bool, progress) -> None:
+        from MTLRadiomicsLib.analysis.engine import analyze
+
+        loaded = self.cache.get(options.model)
+        analyze(request["pet"], request["out"], options, progress, overwrite=overwrite,
+                edited_mask=request.get("mask") if request["command"] == "rescore" else None, loaded=loaded,
+                pet_reader=self.pets)
