@@ -119,6 +119,30 @@ def test_points_outside_and_a_wrong_body():
                     find_body(smooth(part, case.pet.spacing), case.pet.spacing))
 
 
+def test_the_outline_is_worked_out_once_per_scan_and_never_used_for_another(monkeypatch):
+    """A warm engine asks about the scan it keeps again and again: its body outline is found once;
+    a different scan (even one with the same voxels, turned) gets its own."""
+    import importlib
+
+    module = importlib.import_module("MTLRadiomicsLib.localisation.body_region")
+    calls = []
+    found = module.find_body
+    monkeypatch.setattr(module, "find_body", lambda *a, **k: calls.append(1) or found(*a, **k))
+    (seed, pathology), expected = CASES["thigh"]
+    case = _case(seed, pathology)
+    pet = PetVolume(suv=case.pet.suv.copy(), spacing=case.pet.spacing, origin=case.pet.origin,
+                    direction=case.pet.direction)
+    points = [case.lesion_center_lps, (0.0, 0.0, 5000.0), case.lesion_center_lps]
+    answers = [body_region(pet, point) for point in points]
+    assert len(calls) == 1
+    assert answers[0] == answers[2] == body_region(pet, case.lesion_center_lps, _body(seed, pathology))
+    assert answers[0].name == expected and answers[1].name == "unknown"
+    turned = PetVolume.from_sitk(sitk.DICOMOrient(pet.to_sitk(), "LAI"))
+    assert body_region(turned, case.lesion_center_lps).name == expected
+    assert len(calls) == 2
+    assert body_region(pet, case.lesion_center_lps) == answers[0] and len(calls) == 3   # only the last is kept
+
+
 # -- real data -------------------------------------------------------------------------------
 GTV_CENTRE_LPS = (70.14, 12.39, -791.26)      # centroid of STS_001's GTV_Mass (left thigh)
 

@@ -19,7 +19,7 @@ import torch
 from MTLRadiomicsLib import __version__
 from MTLRadiomicsLib.analysis.devices import choose_device, is_out_of_memory
 from MTLRadiomicsLib.analysis.domain import DomainCheck, check_domain
-from MTLRadiomicsLib.analysis.field import place_field
+from MTLRadiomicsLib.analysis.field import FieldPlacement, place_field
 from MTLRadiomicsLib.analysis.file_hash import edited_mask_record
 from MTLRadiomicsLib.analysis.gradcam import gradcam_all_scales
 from MTLRadiomicsLib.analysis.inference import mask_to_crop, predict, prepare_input
@@ -116,7 +116,8 @@ def _analyze(pet_path: str | Path, out_dir: Path, options: AnalysisOptions, prog
     progress.stage("localisation", 0.2, "locating the lesion")
     with clock("localisation"):
         mask_given = load_mask(edited_mask, pet, options.mask_segment) if edited_mask is not None else None
-        location, within = _locate(pet, options, loaded, mask_given, warnings)
+        given_field = place_field(mask_given, pet) if mask_given is not None and mask_given.any() else None
+        location, within = _locate(pet, options, loaded, mask_given, warnings, given_field)
         if location.method == "point":
             avidity = point_avidity_warning(pet.suv, _seed_zyx(pet, location.center_lps), pet.spacing,
                                             options.point_system)
@@ -147,7 +148,7 @@ def _analyze(pet_path: str | Path, out_dir: Path, options: AnalysisOptions, prog
     if scoring:
         progress.stage("inference", 0.45, "scoring the lesion")
         with clock("inference"):
-            placement = place_field(mask, pet)
+            placement = given_field if mask_given is not None else place_field(mask, pet)
             location.field_center_lps, location.field_note = placement.center_lps, placement.note
             if placement.note:
                 warnings.append(placement.note)
@@ -213,8 +214,10 @@ def _load(model: Optional[Path | str]) -> LoadedModel:
 
 
 def _locate(pet: PetVolume, options: AnalysisOptions, loaded: LoadedModel, mask: Optional[np.ndarray],
-            warnings: list[str]) -> tuple[Location, Optional[np.ndarray]]:
-    """Where the lesion is (its seed point) and, for a box, the PET voxels inside the box (bool (z, y, x))."""
+            warnings: list[str], given_field: Optional[FieldPlacement] = None
+            ) -> tuple[Location, Optional[np.ndarray]]:
+    """Where the lesion is (its seed point) and, for a box, the PET voxels inside the box (bool (z, y, x)).
+    ``given_field``: the network's field on the edited ``mask`` (its centre is the location)."""
     from MTLRadiomicsLib.localisation import (box_center_and_size, find_candidates, lps_to_ras,
                                               point_in_volume, ras_to_lps)
 
@@ -226,7 +229,7 @@ def _locate(pet: PetVolume, options: AnalysisOptions, loaded: LoadedModel, mask:
     if mask is not None:
         if not mask.any():
             raise MTLRadiomicsError("the edited mask is empty: nothing to score")
-        center = place_field(mask, pet).center_lps
+        center = (given_field or place_field(mask, pet)).center_lps
         return Location("edited mask", center, lps_to_ras(center), fov,
                         note="centre of the edited MTV's largest part"), None
     if options.point is not None and options.box is not None:

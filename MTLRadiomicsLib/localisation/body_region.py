@@ -22,6 +22,7 @@ uptake SUV.
 from __future__ import annotations
 
 import dataclasses
+import weakref
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
@@ -115,16 +116,53 @@ def body_region(pet: PetVolume, point_lps: Sequence[float],
         body: the body outline of this PET (``find_body`` on ``smooth`` of the LPS-oriented SUV),
             reused when given.
     """
-    oriented = OrientedPet.from_pet(pet)
-    suv = np.nan_to_num(oriented.suv, nan=0.0, posinf=0.0, neginf=0.0)
-    if body is not None and body.mask.shape != suv.shape:
-        raise ValueError(f"the body outline's shape {body.mask.shape} is not the PET's {suv.shape}")
+    if body is None:
+        oriented, plan = _last_plan(pet)
+    else:
+        oriented = OrientedPet.from_pet(pet)
+        suv = np.nan_to_num(oriented.suv, nan=0.0, posinf=0.0, neginf=0.0)
+        if body.mask.shape != suv.shape:
+            raise ValueError(f"the body outline's shape {body.mask.shape} is not the PET's {suv.shape}")
+        plan = None
     index = _index(oriented, _point(point_lps))
     if index is None:
         return BodyRegion("unknown", "The point lies outside the PET's field of view.")
-    if body is None:
-        body = find_body(smooth(suv, oriented.spacing), oriented.spacing)
-    return _Plan(body, suv).region(index)
+    return (plan or _Plan(body, suv)).region(index)
+
+
+_LAST_PLAN: list = []        # [(weak reference to a PetVolume, its OrientedPet, its lazily made _Plan)]
+
+
+class _LazyPlan:
+    """The body outline and plan of one PET, made on the first question about a point inside it."""
+
+    def __init__(self, oriented: OrientedPet) -> None:
+        self.oriented = oriented
+        self._plan: Optional[_Plan] = None
+
+    def region(self, index: tuple[int, int, int]) -> BodyRegion:
+        if self._plan is None:
+            suv = np.nan_to_num(self.oriented.suv, nan=0.0, posinf=0.0, neginf=0.0)
+            self._plan = _Plan(find_body(smooth(suv, self.oriented.spacing), self.oriented.spacing), suv)
+        return self._plan.region(index)
+
+
+def _forget(reference: weakref.ref) -> None:
+    """The PET of ``reference`` is gone: its plan goes too (unless another PET's replaced it)."""
+    if _LAST_PLAN and _LAST_PLAN[0][0] is reference:
+        _LAST_PLAN.clear()
+
+
+def _last_plan(pet: PetVolume) -> tuple[OrientedPet, _LazyPlan]:
+    """The oriented PET and its body plan, kept for the last PET asked about (a warm engine asks
+    again about the scan it keeps, whose voxels never change after reading): the outline, its
+    parts and the diaphragm are worked out once per scan, not once per analysis."""
+    if _LAST_PLAN and _LAST_PLAN[0][0]() is pet:
+        return _LAST_PLAN[0][1], _LAST_PLAN[0][2]
+    oriented = OrientedPet.from_pet(pet)
+    lazy = _LazyPlan(oriented)
+    _LAST_PLAN[:] = [(weakref.ref(pet, _forget), oriented, lazy)]
+    return oriented, lazy
 
 
 def _index(oriented: OrientedPet, point: tuple[float, float, float]
