@@ -126,3 +126,79 @@ def test_mask_to_crop_is_a_soft_mask_on_the_crop_grid(crop):
     assert np.all(soft[:, :, centres_x >= 1.5] == 1.0) and np.all(soft[:, :, centres_x <= -4.5] == 0.0)
     image = pet.copy_geometry_to(sitk.GetImageFromArray(mask.astype(np.float32)))
     assert image.GetSize() == (40, 40, 40)
+
+
+# ---------------------------------------------------------------- the crop the network sees
+def _linear_pet():
+    """A PET whose SUV is a linear function of the LPS position (linear interpolation is exact on it),
+    on an oblique grid with anisotropic voxels; the function and the PET."""
+    from MTLRadiomicsLib.pet_input.pet_volume import PetVolume
+
+    direction = sitk.VersorTransform((0.2, -0.4, 1.0), 0.35).GetMatrix()
+    pet = PetVolume(suv=np.zeros((40, 36, 44), np.float32), spacing=(2.5, 3.0, 3.5), origin=(-60.0, -40.0, -70.0),
+                    direction=direction)
+    k, j, i = np.indices(pet.shape).astype(float)
+    d = np.asarray(direction).reshape(3, 3) * np.asarray(pet.spacing)
+    lps = [pet.origin[a] + d[a, 0] * i + d[a, 1] * j + d[a, 2] * k for a in range(3)]
+
+    def suv_at(x, y, z):
+        return 20.0 + 0.04 * x - 0.03 * y + 0.05 * z
+
+    pet.suv[:] = suv_at(*lps)
+    return pet, suv_at
+
+
+def test_the_crop_is_the_pet_on_the_cards_grid_clipped_and_scaled_as_the_card_says():
+    from MTLRadiomicsLib.analysis.inference import prepare_input
+    from MTLRadiomicsLib.model.model_card import Preprocessing
+
+    pet, suv_at = _linear_pet()
+    centre = pet.index_to_physical((22.0, 18.0, 20.0))
+    card = ModelCard(name="t", architecture={}, preprocessing=Preprocessing(
+        spacing_mm=(2.0, 1.5, 2.5), crop_size=(6, 8, 10), suv_clip=18.5, suv_scale=8.0))
+    crop = prepare_input(pet, [np.float64(c) for c in centre], card)
+    assert crop.image.shape == (1, 6, 8, 10) and crop.image.dtype == np.float32
+    assert crop.center_lps == centre and all(type(c) is float for c in crop.center_lps)
+    reference = crop.reference
+    assert reference.GetSize() == (10, 8, 6) and reference.GetSpacing() == (2.0, 1.5, 2.5)
+    assert reference.GetDirection() == (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
+    np.testing.assert_allclose(reference.GetOrigin(), np.asarray(centre) - np.array([4.5 * 2.0, 3.5 * 1.5, 2.5 * 2.5]))
+    k, j, i = np.indices((6, 8, 10)).astype(float)
+    x, y, z = (reference.GetOrigin()[0] + 2.0 * i, reference.GetOrigin()[1] + 1.5 * j,
+               reference.GetOrigin()[2] + 2.5 * k)
+    expected = np.clip(suv_at(x, y, z), 0.0, 18.5) / 8.0
+    assert expected.max() == 18.5 / 8.0 and (expected < 18.5 / 8.0).mean() > 0.2      # values below and at the clip
+    np.testing.assert_allclose(crop.image[0], expected, atol=2e-5)
+    assert crop.tensor(CPU).dtype == torch.float32 and tuple(crop.tensor(CPU).shape) == (1, 1, 6, 8, 10)
+
+
+def test_a_crop_past_the_edge_of_the_pet_is_zero_there():
+    from MTLRadiomicsLib.analysis.inference import prepare_input
+    from MTLRadiomicsLib.model.model_card import Preprocessing
+
+    pet, _ = _linear_pet()
+    corner = pet.index_to_physical((0.0, 0.0, 0.0))
+    card = ModelCard(name="t", architecture={}, preprocessing=Preprocessing(spacing_mm=(3.0, 3.0, 3.0),
+                                                                            crop_size=(16, 16, 16)))
+    image = prepare_input(pet, corner, card).image[0]
+    outside = image == 0.0
+    assert 0.2 < outside.mean() < 0.95                # the part beyond the PET is background
+    assert (image[~outside] > 0).all()
+
+
+def test_the_mask_on_the_crop_grid_is_its_linear_interpolation():
+    """A mask that holds the half of the PET with x (LPS) below a plane: on the crop grid it is 1 well
+    inside, 0 well outside, and in between only within one PET voxel of the plane."""
+    from MTLRadiomicsLib.pet_input.pet_volume import PetVolume
+
+    pet = PetVolume(suv=np.ones((20, 20, 20), np.float32), spacing=(4.0, 4.0, 4.0), origin=(0.0, 0.0, 0.0),
+                    direction=(1, 0, 0, 0, 1, 0, 0, 0, 1))
+    mask = np.zeros(pet.shape, np.uint8)
+    mask[:, :, :10] = 1                               # x index 0..9: x <= 36 mm
+    crop = CropInput(image=np.zeros((1, 8, 8, 24), np.float32),
+                     reference=crop_reference((38.0, 38.0, 38.0), (1.0, 1.0, 1.0), (8, 8, 24)), center_lps=(38.0,) * 3)
+    soft = mask_to_crop(mask, pet, crop)
+    assert soft.shape == (8, 8, 24) and soft.dtype == np.float32
+    x = 38.0 - 11.5 + np.arange(24)
+    expected = np.clip((40.0 - x) / 4.0, 0.0, 1.0)     # 1 at 36 mm, 0 at 40 mm, linear between
+    np.testing.assert_allclose(soft, np.broadcast_to(expected, soft.shape), atol=1e-6)
