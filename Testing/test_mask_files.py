@@ -124,3 +124,130 @@ def test_a_mask_over_most_of_the_scan_is_refused_with_the_files_name(pet, tmp_pa
     body[:4] = 1
     path = write_segments_nrrd({"body": body}, pet, tmp_path / "body.seg.nrrd")
     assert refusal(path, pet).startswith("body.seg.nrrd: ")
+
+
+# ---------------------------------------------------------------- mask images on other grids
+def _image(array: np.ndarray, spacing, origin, direction=(1, 0, 0, 0, 1, 0, 0, 0, 1)) -> sitk.Image:
+    image = sitk.GetImageFromArray(array)
+    image.SetSpacing(spacing)
+    image.SetOrigin(origin)
+    image.SetDirection(direction)
+    return image
+
+
+def _drawn(shape) -> np.ndarray:
+    rng = np.random.default_rng(4)
+    return (rng.random(shape) < 0.3).astype(np.uint8)
+
+
+def test_a_mask_with_the_pets_size_but_coarser_voxels_is_resampled(pet, tmp_path):
+    drawn = _drawn(pet.shape)
+    path = tmp_path / "coarse.nrrd"
+    sitk.WriteImage(_image(drawn, tuple(3 * s for s in pet.spacing), pet.origin, pet.direction), str(path))
+    expected = np.zeros(pet.shape, np.uint8)
+    for k, j, i in np.ndindex(pet.shape):              # PET index n lies at mask index n / 3
+        expected[k, j, i] = drawn[round(k / 3), round(j / 3), round(i / 3)]
+    read = load_mask(path, pet)
+    assert read.dtype == np.uint8 and np.array_equal(read, expected)
+
+
+def test_a_mask_over_part_of_the_pet_is_background_elsewhere(pet, tmp_path):
+    drawn = _drawn(pet.shape)
+    path = tmp_path / "fine.nrrd"
+    sitk.WriteImage(_image(drawn, tuple(s / 2 for s in pet.spacing), pet.origin, pet.direction), str(path))
+    expected = np.zeros(pet.shape, np.uint8)
+    for k, j, i in np.ndindex(pet.shape):              # PET index n lies at mask index 2 n
+        if 2 * k < pet.shape[0] and 2 * j < pet.shape[1] and 2 * i < pet.shape[2]:
+            expected[k, j, i] = drawn[2 * k, 2 * j, 2 * i]
+    assert np.array_equal(load_mask(path, pet), expected)
+
+
+def test_a_mask_on_a_turned_grid_with_the_pets_size_spacing_and_origin_is_resampled(pet, tmp_path):
+    """Mirrored in x about the PET's origin: only the PET's first column is inside the mask's grid."""
+    drawn = _drawn(pet.shape)
+    drawn[:, :, 0] = 1
+    path = tmp_path / "mirrored.nrrd"
+    sitk.WriteImage(_image(drawn, pet.spacing, pet.origin, (-1, 0, 0, 0, 1, 0, 0, 0, 1)), str(path))
+    expected = np.zeros(pet.shape, np.uint8)
+    expected[:, :, 0] = drawn[:, :, 0]
+    assert np.array_equal(load_mask(path, pet), expected)
+    segments = tmp_path / "mirrored.seg.nrrd"
+    mirrored = PetVolume(suv=np.zeros(pet.shape, np.float32), spacing=pet.spacing, origin=pet.origin,
+                         direction=(-1, 0, 0, 0, 1, 0, 0, 0, 1))
+    write_segments_nrrd({"MTV": drawn}, mirrored, segments)
+    assert np.array_equal(load_mask(segments, pet, "MTV"), expected)
+    shifted = PetVolume(suv=np.zeros(pet.shape, np.float32), spacing=pet.spacing,
+                        origin=(pet.origin[0] + 2 * pet.spacing[0], *pet.origin[1:]), direction=pet.direction)
+    write_segments_nrrd({"MTV": drawn}, shifted, segments)
+    expected = np.zeros(pet.shape, np.uint8)
+    expected[:, :, 2:] = drawn[:, :, :-2]               # two columns on: the rest of the PET is background
+    assert np.array_equal(load_mask(segments, pet, "MTV"), expected)
+
+
+def test_float_masks_are_read_as_uint8_and_refusals_name_the_file(pet, tmp_path):
+    drawn = _drawn(pet.shape)
+    path = tmp_path / "float.nrrd"
+    sitk.WriteImage(pet.copy_geometry_to(sitk.GetImageFromArray(drawn.astype(np.float32))), str(path))
+    read = load_mask(path, pet)
+    assert read.dtype == np.uint8 and np.array_equal(read, drawn)
+    soft = tmp_path / "soft.nrrd"
+    sitk.WriteImage(pet.copy_geometry_to(sitk.GetImageFromArray(drawn * np.float32(0.5))), str(soft))
+    assert refusal(soft, pet).startswith("soft.nrrd: ")
+    many = tmp_path / "many.nrrd"
+    labels = (np.arange(np.prod(pet.shape)).reshape(pet.shape) % 25 + 1).astype(np.uint8)
+    sitk.WriteImage(pet.copy_geometry_to(sitk.GetImageFromArray(labels)), str(many))
+    assert refusal(many, pet).startswith("many.nrrd: ")
+    two = tmp_path / "two.nrrd"
+    sitk.WriteImage(pet.copy_geometry_to(sitk.GetImageFromArray(drawn * np.uint8(2) + (drawn == 0))), str(two))
+    message = refusal(two, pet)
+    assert message.startswith("two.nrrd holds 2 labels: ") and "--segment" in message
+    nowhere = tmp_path / "nowhere.nrrd"
+    sitk.WriteImage(_image(drawn, pet.spacing, tuple(o + 1000.0 for o in pet.origin)), str(nowhere))
+    assert refusal(nowhere, pet) == "nowhere.nrrd: the mask is empty on the PET grid (does it belong to this scan?)"
+
+
+# ---------------------------------------------------------------- DICOM SEG
+def test_capped_keeps_one_line_of_at_most_the_limit():
+    from MTLRadiomicsLib.pet_input.seg_input import capped
+
+    assert capped("a  b\n\tc") == "a b c"
+    assert capped("x" * 10, 10) == "x" * 10
+    assert capped("x" * 11, 10) == "x" * 9 + "…"
+    assert len(capped("y " * 200)) == 120 and capped("y " * 200).endswith("…")
+
+
+def test_dicom_seg_segments_of_one_label_get_their_numbers(tmp_path):
+    files = write_series(tmp_path / "pet")
+    pet = load_pet(tmp_path / "pet")
+    masks = parts(pet.shape)
+    seg = write_seg(tmp_path / "twice.dcm", files, {"GTV": masks["GTV"], "GTV ": masks["far"]})
+    import highdicom as hd
+
+    edited = hd.seg.segread(str(seg))                  # both segments labelled "GTV"
+    edited.SegmentSequence[1].SegmentLabel = "GTV"
+    edited.save_as(str(seg))
+    message = refusal(seg, pet)
+    assert "GTV#1 (105 voxels)" in message and "GTV#2 (4 voxels)" in message
+    assert np.array_equal(load_mask(seg, pet, "GTV#2"), masks["far"])
+    assert np.array_equal(load_mask(seg, pet, "2"), masks["far"])
+    bare = PetVolume(**{f: getattr(pet, f) for f in ("suv", "spacing", "origin", "direction", "source",
+                                                     "source_format", "series", "dicom_files", "tracer")})
+    assert not bare.dicom_headers and np.array_equal(load_mask(seg, bare, "GTV#1"), masks["GTV"])
+
+
+def test_dicom_segs_that_cannot_be_placed_are_refused_word_for_word(pet, tmp_path):
+    files = write_series(tmp_path / "pet")
+    series = load_pet(tmp_path / "pet")
+    other = write_series(tmp_path / "other")                # the same scan, written again: other UIDs
+    square = np.zeros((6, 12, 12), np.uint8)
+    square[:, 5:8, 5:8] = 1
+    seg = write_seg(tmp_path / "other.dcm", other, {"GTV": square})
+    assert refusal(seg, series) == ("other.dcm segments another series, not this PET (6 referenced instances, "
+                                    "none in this series)")
+    assert refusal(seg, pet) == ("other.dcm: a DICOM SEG can only be read onto the PET DICOM series it references; "
+                                 "load the PET from that DICOM folder")
+    ds = pydicom.dcmread(files[0])
+    ds.Modality = "SEG"
+    fake = tmp_path / "fake.dcm"
+    ds.save_as(fake)
+    assert refusal(fake, series).startswith("fake.dcm: not a readable DICOM SEG (")
