@@ -54,7 +54,9 @@ def test_of_two_parts_of_one_size_the_first_in_z_y_x_order_places_the_field():
     placed = place_field(mask, pet)
     assert placed.parts == 2
     assert placed.center_lps == pytest.approx(pet.to_sitk().TransformContinuousIndexToPhysicalPoint((11.0, 15.0, 4.0)))
-    assert "1 other part(s)" in placed.note
+    assert placed.note == ("the network's field is centred on the MTV's largest part ({:.1f} ml); 1 other part(s) "
+                           "({:.2f} ml) did not move it and count in the scores only where the field covers them"
+                           ).format(placed.bulk_ml, placed.other_ml)
 
 
 def test_a_single_part_at_the_grid_corner_and_an_empty_mask():
@@ -64,5 +66,5 @@ def test_a_single_part_at_the_grid_corner_and_an_empty_mask():
     placed = place_field(mask, pet)
     assert placed.center_lps == pytest.approx(pet.index_to_physical((7.0, 6.0, 5.0)), abs=1e-9)
     assert placed.parts == 1 and placed.other_ml == 0 and placed.note == ""
-    with pytest.raises(ValueError, match="the mask is empty"):
+    with pytest.raises(ValueError, match="^the mask is empty$"):
         place_field(np.zeros_like(mask), pet)

@@ -25,14 +25,17 @@ def test_crop_to_pet_equals_full_resampling(direction, center):
     image.CopyInformation(reference)
     full = sitk.GetArrayFromImage(sitk.Resample(image, pet.to_sitk(), sitk.Transform(), sitk.sitkLinear, 0.0,
                                                 sitk.sitkFloat32))
-    np.testing.assert_allclose(crop_to_pet(values, reference, pet), full, atol=1e-6)
+    placed = crop_to_pet(values.astype(np.float64), reference, pet)          # any float input
+    assert placed.dtype == np.float32 and placed.shape == pet.shape
+    np.testing.assert_allclose(placed, full, atol=1e-6)
 
 
 def test_crop_outside_the_pet_gives_zeros():
     pet = PetVolume(suv=np.ones((10, 10, 10), np.float32), spacing=(2.0, 2.0, 2.0), origin=(0.0, 0.0, 0.0),
                     direction=(1, 0, 0, 0, 1, 0, 0, 0, 1))
     reference = crop_reference((1000.0, 0.0, 0.0), (3.0, 3.0, 3.0), (32, 32, 32))
-    assert not crop_to_pet(np.ones((32, 32, 32), np.float32), reference, pet).any()
+    outside = crop_to_pet(np.ones((32, 32, 32), np.float32), reference, pet)
+    assert outside.dtype == np.float32 and outside.shape == pet.shape and not outside.any()
 
 
 def test_largest_component_near_keeps_the_seeded_lesion():
