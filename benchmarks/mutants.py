@@ -62,7 +62,7 @@ GROUPS = (
     Group("masks", ("MTLRadiomicsLib/pet_input/masks.py", "MTLRadiomicsLib/pet_input/rtstruct.py",
                     "MTLRadiomicsLib/pet_input/dicom_seg.py", "MTLRadiomicsLib/pet_input/seg_input.py"),
           ("Testing/test_mask_input.py", "Testing/test_mask_files.py", "Testing/test_rtstruct_geometry.py",
-           "Testing/test_output_writers.py", "Testing/test_dicom_seg.py"),
+           "Testing/test_rtstruct_edges.py", "Testing/test_output_writers.py", "Testing/test_dicom_seg.py"),
           "masks, RTSTRUCT and SEG input"),
     Group("pet_grid", ("MTLRadiomicsLib/analysis/pet_grid.py", "MTLRadiomicsLib/analysis/field.py"),
           ("Testing/test_pet_grid.py", "Testing/test_mtv_network.py", "Testing/test_field.py"),

@@ -28,6 +28,8 @@ def roi_names(ds: Any) -> dict[int, str]:
 
 def choose_roi(names: list[str], roi: Optional[str], where: str) -> str:
     """The ROI asked for; else the only one; else the first whose name starts with GTV."""
+    if not names:
+        raise MaskInputError(f"{where} holds no ROIs (its StructureSetROISequence is empty or missing)")
     if roi is not None:
         if roi not in names:
             raise MaskInputError(f"{where}: no ROI named {roi!r}; it holds {names_listing(names)}")
