@@ -40,6 +40,7 @@ def test_a_dicom_seg_covering_some_slices_is_read(dicom_pet, tmp_path):
 
     seg = write_seg(tmp_path / "part.dcm", dicom_pet.dicom_files[2:4], {"GTV": _hot_square(2)})
     mask = load_mask(seg, dicom_pet)
+    assert mask.dtype == np.uint8
     expected = np.zeros(dicom_pet.shape, np.uint8)
     expected[2:4, 5:8, 5:8] = 1                   # the slices it covers; the others are background
     assert np.array_equal(mask, expected)
@@ -50,6 +51,10 @@ def test_a_seg_referencing_instances_outside_the_series_is_refused_in_one_short_
     from synthetic_dicom import edit_headers, write_seg
 
     seg = write_seg(tmp_path / "all.dcm", dicom_pet.dicom_files, {"GTV": _hot_square(6)})
+    import pydicom
+
+    replaced = sorted(str(pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID)
+                      for f in dicom_pet.dicom_files[:3])
 
     def new_uid(ds, _index):
         ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
@@ -58,7 +63,8 @@ def test_a_seg_referencing_instances_outside_the_series_is_refused_in_one_short_
     with pytest.raises(MaskInputError) as error:
         load_mask(seg, pet)
     message = _one_short_line(error)
-    assert "3 referenced instances are not in this PET series (first: " in message
+    assert message == (f"all.dcm: 3 referenced instances are not in this PET series (first: {replaced[0]}); "
+                       "read the PET series the SEG was made on")
 
 
 # ----------------------------------------------------------------- several segments or labels
