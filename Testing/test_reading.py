@@ -89,3 +89,34 @@ def test_what_is_not_a_pet_is_refused_word_for_word(tmp_path):
     truncated = tmp_path / "truncated.nrrd"
     truncated.write_bytes(whole.read_bytes()[:-600])
     assert refusal(truncated) == "truncated.nrrd: the image data cannot be read; the file is truncated or corrupt"
+
+
+def test_one_file_reads_its_own_series_even_where_the_folder_would_choose_another(tmp_path):
+    """A file of a 5-slice series in a folder that also holds (below it) a 6-slice series: the folder
+    alone reads the larger series, the file reads its own, with the facts given by hand applied."""
+    mine = write_series(tmp_path / "scan")
+    mine[-1].unlink()                                   # the top slice: 5 slices, no gap
+    larger = write_series(tmp_path / "scan" / "sub")
+    uid = str(pydicom.dcmread(mine[0]).SeriesInstanceUID)
+    assert load_pet(tmp_path / "scan").series["SeriesInstanceUID"] == str(pydicom.dcmread(larger[0]).SeriesInstanceUID)
+    pet = load_pet(mine[2])
+    assert pet.series["SeriesInstanceUID"] == uid and pet.shape[0] == 5
+    assert pet.source == str(tmp_path / "scan") and pet.source_format == "dicom"
+    assert pet.suv.dtype == np.float32 and len(pet.dicom_headers) == len(pet.dicom_files) == 5
+    heavier = load_pet(mine[2], overrides=SuvOverrides(weight_kg=91.0))
+    np.testing.assert_allclose(heavier.suv, pet.suv * 91.0 / 70.0, rtol=1e-5)
+    assert pet.tracer.accepted and load_pet(tmp_path / "scan").tracer.accepted
+
+
+def test_image_files_carry_their_tracer_check_and_their_named_tags(tmp_path):
+    values = np.full((4, 5, 6), 2.0, np.float32)
+    image = oblique_image(values)
+    for key, value in (("PatientID", "STS_007"), ("Modality", "PT"), ("Description", "static FDG"),
+                       ("Manufacturer", "left out")):
+        image.SetMetaData(key, value)
+    path = tmp_path / "tags.nrrd"
+    sitk.WriteImage(image, str(path))
+    pet = load_pet(path)
+    assert pet.tracer is not None and pet.tracer.accepted
+    assert {k.lower(): v for k, v in pet.series.items()} == {"patientid": "STS_007", "modality": "PT",
+                                                             "description": "static FDG"}
