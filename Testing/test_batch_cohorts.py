@@ -322,3 +322,15 @@ def test_the_batch_benchmark_runs_in_its_smoke_mode(tmp_path):
     assert row["same_scores"] and row["speed_up"] == pytest.approx(row["serial_s"] / row["workers_s"])
     text = speed.batch_markdown(row, "tiny")
     assert "**6. `batch` of 4 small synthetic lesion crops**" in text and "goal ≥ 1.6×" in text
+
+
+def test_a_ctrl_c_while_workers_start_is_never_lost():
+    """The parent holds Ctrl-C back while it starts a worker (so the new process ignores it from its
+    first line); one pressed meanwhile must still stop the batch, at once or right after."""
+    from MTLRadiomicsLib.commands.batch_workers import _sigint_held
+
+    with pytest.raises(KeyboardInterrupt):
+        with _sigint_held():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+        time.sleep(0.05)                                   # the signal is taken here at the latest

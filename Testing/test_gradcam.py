@@ -106,6 +106,9 @@ def test_explained_scalars_by_hand():
     logits = torch.tensor([[[[[2.0, -1.0], [4.0, -3.0]]]]])
     # the mean segmentation logit over the predicted MTV (logit > 0): (2 + 4) / 2
     assert float(explain_target({"segmentation": logits}, "segmentation")) == pytest.approx(3.0)
+    # a logit of 0 is outside the MTV (probability 0.5, not above), one of 0.5 inside
+    edge = torch.tensor([[[[[2.0, -1.0], [0.5, 0.0]]]]])
+    assert float(explain_target({"segmentation": edge}, "segmentation")) == pytest.approx(1.25)
     # nothing segmented: the mean over the whole crop
     assert float(explain_target({"segmentation": -logits.abs()}, "segmentation")) == pytest.approx(-2.5)
     assert float(explain_target({"outcome": torch.tensor([0.75])}, "outcome")) == pytest.approx(0.75)
@@ -127,3 +130,23 @@ def test_a_flat_map_is_zero_and_every_map_peaks_at_one(network, image):
         assert heat.max() == pytest.approx(1.0) or not heat.any(), scale
         assert heat.min() >= 0.0
     assert sum(bool(h.any()) for h in maps.values()) >= 5          # most scales explain the score
+
+
+def test_a_model_with_metric_features_is_explained_with_the_lesions_metrics():
+    """The outcome of a model that takes the PET metrics depends on them; Grad-CAM must explain the
+    score of these metrics (checked by hand for one scale), not of absent ones."""
+    torch.manual_seed(8)
+    net = MultiTaskNet(named_config("tiny", dropout=0.0, metric_features=True)).eval()
+    torch.manual_seed(9)
+    x = torch.rand(1, 1, 32, 32, 32)
+    small, large = torch.tensor([[0.1, 0.2, -1.0, 0.3]]), torch.tensor([[3.0, 2.5, 4.0, 5.0]])
+    maps = gradcam_all_scales(net, x, "outcome", metrics=large)
+    out = net(x, metrics=large)
+    activation = out["features"]["enc5"]
+    (grad,) = torch.autograd.grad(out["outcome"].sum(), [activation])
+    cam = torch.relu((grad.mean(dim=(2, 3, 4), keepdim=True) * activation).sum(dim=1, keepdim=True))
+    cam = torch.nn.functional.interpolate(cam, size=(32, 32, 32), mode="trilinear", align_corners=False)[0, 0]
+    expected = (cam / cam.max()).detach().numpy() if float(cam.max()) > 0 else np.zeros((32, 32, 32), np.float32)
+    np.testing.assert_allclose(maps["enc5"], expected, atol=1e-5)
+    other = gradcam_all_scales(net, x, "outcome", metrics=small)
+    assert any(not np.allclose(maps[s], other[s], atol=1e-4) for s in maps)

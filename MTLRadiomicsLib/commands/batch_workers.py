@@ -172,6 +172,8 @@ def init_worker(model: Optional[str], threads: int) -> None:
     """A worker process's start: Ctrl-C left to the parent, ``threads`` torch threads, the engine
     imported and the model loaded once for all its cases."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):         # started while the parent held Ctrl-C back
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[name] = str(threads)
     import torch
@@ -238,7 +240,7 @@ def run_in_workers(tasks: Sequence[CaseTask], plan: WorkerPlan, initargs: tuple,
             while (source or in_flight) and not broken:
                 while source and len(in_flight) < limit:
                     task = source.popleft()
-                    with _sigint_ignored():       # a worker started now inherits it: no traceback on Ctrl-C
+                    with _sigint_held():          # a worker started now inherits it: no traceback on Ctrl-C
                         in_flight[executor.submit(work, task)] = task
                 done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
                 for future in done:
@@ -261,17 +263,26 @@ def run_in_workers(tasks: Sequence[CaseTask], plan: WorkerPlan, initargs: tuple,
 
 
 @contextmanager
-def _sigint_ignored() -> Iterator[None]:
-    """SIGINT ignored for a moment (the processes started then ignore it from their first line)."""
-    try:
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    except ValueError:                          # not the main thread
-        yield
+def _sigint_held() -> Iterator[None]:
+    """Ctrl-C held back (blocked, not ignored) for a moment: a worker process started now inherits
+    the block and ignores SIGINT from its first line, and a Ctrl-C pressed meanwhile reaches this
+    process as soon as the moment ends; it is never lost (an ignored one would be)."""
+    if not hasattr(signal, "pthread_sigmask"):      # no POSIX signal masks: ignore it for the moment
+        try:
+            previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        except ValueError:                          # not the main thread
+            yield
+            return
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
         return
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 def _stop(executor: ProcessPoolExecutor) -> None:
