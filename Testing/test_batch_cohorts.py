@@ -194,8 +194,11 @@ def test_ctrl_c_stops_the_workers_and_a_rerun_goes_on(crops, tiny_model, tmp_pat
     out = tmp_path / "out"
     command = [sys.executable, "-m", "MTLRadiomicsLib.cli", *map(str, batch_args(manifest, out, tiny_model,
                                                                                   "--workers", "2"))]
+    # Ctrl-C as at a terminal: a shell starts background jobs with SIGINT ignored, which the batch
+    # would inherit (and rightly ignore), so the test's process may have it ignored too
     process = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, start_new_session=True)
+                               text=True, start_new_session=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 240
     while not list(out.glob("r*/result.json")) and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)                                   # the first case done (whichever worker was first)
@@ -329,8 +332,12 @@ def test_a_ctrl_c_while_workers_start_is_never_lost():
     first line); one pressed meanwhile must still stop the batch, at once or right after."""
     from MTLRadiomicsLib.commands.batch_workers import _sigint_held
 
-    with pytest.raises(KeyboardInterrupt):
-        with _sigint_held():
-            os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(0.05)
-        time.sleep(0.05)                                   # the signal is taken here at the latest
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)   # as at a terminal (see above)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with _sigint_held():
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.05)
+            time.sleep(0.05)                               # the signal is taken here at the latest
+    finally:
+        signal.signal(signal.SIGINT, previous)
