@@ -120,3 +120,24 @@ def test_image_files_carry_their_tracer_check_and_their_named_tags(tmp_path):
     assert pet.tracer is not None and pet.tracer.accepted
     assert {k.lower(): v for k, v in pet.series.items()} == {"patientid": "STS_007", "modality": "PT",
                                                              "description": "static FDG"}
+
+
+def test_unusable_images_and_series_are_refused_naming_them(tmp_path):
+    flat = tmp_path / "flat.nrrd"
+    sitk.WriteImage(sitk.GetImageFromArray(np.ones((6, 7), np.float32)), str(flat))
+    assert refusal(flat) == "flat.nrrd is 2-D; a 3-D PET volume is needed"
+    coarse = tmp_path / "coarse.nrrd"
+    image = sitk.GetImageFromArray(np.ones((6, 7, 8), np.float32))
+    image.SetSpacing((2.0, 2.0, 90.0))
+    sitk.WriteImage(image, str(coarse))
+    assert refusal(coarse).startswith("coarse.nrrd has voxel spacing (2.0, 2.0, 90.0) mm")
+    holes = tmp_path / "holes.nrrd"
+    values = np.ones((6, 7, 8), np.float32)
+    values[2, 3, 4] = np.nan
+    sitk.WriteImage(sitk.GetImageFromArray(values), str(holes))
+    assert refusal(holes) == "holes.nrrd has 1 NaN or infinite voxels; fix or re-export the image"
+    files = write_series(tmp_path / "pet")
+    for path in files:
+        path.write_bytes(path.read_bytes()[:-200])         # every slice's pixel data cut short
+    assert refusal(tmp_path / "pet") == (f"the PET series in {tmp_path / 'pet'} has unreadable pixel data (corrupt "
+                                         "or unsupported transfer syntax)")
