@@ -61,3 +61,20 @@ def test_counts_diffs_and_table_from_mutmut_files(tmp_path):
     table = mutants.table([{"group": "g", "purpose": "a module", "modules": counted["modules"]}])
     assert "| `pkg/m.py` | a module | 4 | 2 (1) | 1 | 1 | 50.0 % |" in table
     assert table.splitlines()[-1] == "| **all** | | 4 | 2 | | | **50.0 %** |"
+
+
+def test_a_recheck_keeps_the_folder_and_names_only_the_survivors(tmp_path, capsys):
+    group = mutants.Group("g", ("pkg/m.py",), ("Testing/test_suv.py",), "a module")
+    folder = mutants.prepare(group, tmp_path)
+    copy = folder / "mutants" / "pkg"
+    copy.mkdir(parents=True)
+    codes = {"pkg.m.x_f__mutmut_1": 1, "pkg.m.x_f__mutmut_2": 0, "pkg.m.x_f__mutmut_3": 36,
+             "pkg.m.x_f__mutmut_4": 33, "pkg.m.x_f__mutmut_5": None}
+    (copy / "m.py.meta").write_text(json.dumps({"exit_code_by_key": codes}))
+    (folder / "tests.sha256").write_text("tests of an older version")
+    mutants.prepare(group, tmp_path, keep=True)
+    assert (copy / "m.py.meta").exists()                             # kept although the tests changed
+    assert mutants.survivor_names(folder, group) == ["pkg.m.x_f__mutmut_2", "pkg.m.x_f__mutmut_4"]
+    with pytest.raises(SystemExit):
+        mutants.main(["--fresh", "--recheck", "g"])
+    assert "--fresh and --recheck exclude each other" in capsys.readouterr().err

@@ -79,7 +79,7 @@ GROUPS = (
           ("Testing/test_pet_metrics.py", "Testing/test_suvpeak_reference.py", "Testing/test_metrics.py"),
           "PET metrics (SUVmax, SUVpeak, MTV, TLG) and AUC / C-index / bootstrap"),
     Group("rescore", ("MTLRadiomicsLib/analysis/engine.py",),
-          ("Testing/test_analysis.py", "Testing/test_score_stability.py"),
+          ("Testing/test_engine_parts.py", "Testing/test_score_stability.py"),
           "the engine's analyze and rescore"),
     Group("batch", ("MTLRadiomicsLib/commands/batch.py", "MTLRadiomicsLib/commands/batch_workers.py",
                     "MTLRadiomicsLib/commands/batch_shards.py"),
@@ -116,16 +116,18 @@ def _tests_fingerprint(group: Group) -> str:
     return digest.hexdigest()
 
 
-def prepare(group: Group, work: Path, fresh: bool = False) -> Path:
+def prepare(group: Group, work: Path, fresh: bool = False, keep: bool = False) -> Path:
     """The working folder for ``group``: links to the project and the group's mutmut settings.
 
     An existing folder is kept while the group's tests are unchanged (mutmut then checks only mutants
     of changed source files and those not yet checked); changed tests, or ``fresh``, start again.
+    ``keep``: kept whatever the tests (for :func:`survivor_names` to be checked again with tests that
+    were added since; a test made weaker would leave a kill standing that it no longer earns).
     """
     folder = work / group.name
     tests = _tests_fingerprint(group)
     stamp = folder / "tests.sha256"
-    if folder.exists() and (fresh or not stamp.exists() or stamp.read_text() != tests):
+    if folder.exists() and not keep and (fresh or not stamp.exists() or stamp.read_text() != tests):
         shutil.rmtree(folder)            # new or changed tests: every mutant is checked again
     folder.mkdir(parents=True, exist_ok=True)
     stamp.write_text(tests)
@@ -170,26 +172,37 @@ def prepare(group: Group, work: Path, fresh: bool = False) -> Path:
     return folder
 
 
-def run_group(group: Group, work: Path, max_children: int, log, fresh: bool = False) -> dict:
-    """Run mutmut for ``group``; its counts per module and its survivors."""
-    folder = prepare(group, work, fresh)
+def survivor_names(folder: Path, group: Group) -> list[str]:
+    """The mutants of the group's last run in ``folder`` that no test killed (survived or not reached)."""
+    return [name for names in count(folder, group)["survivor_names"].values() for name in names]
+
+
+def run_group(group: Group, work: Path, max_children: int, log, fresh: bool = False, recheck: bool = False) -> dict:
+    """Run mutmut for ``group``; its counts per module and its survivors. ``recheck``: only the
+    survivors of the last run, with the group's tests as they are now (earlier kills stand)."""
+    folder = prepare(group, work, fresh, keep=recheck)
     mutmut = [sys.executable, "-c", "import sys; from mutmut.__main__ import cli; sys.exit(cli())"]
     start = time.time()
-    log(f"[{group.name}] mutmut run ({', '.join(group.sources)}; tests: {', '.join(group.tests)})")
+    names = survivor_names(folder, group) if recheck else []
+    if recheck and not names:
+        log(f"[{group.name}] no survivors to check again")
+    log(f"[{group.name}] mutmut run ({', '.join(group.sources)}; tests: {', '.join(group.tests)})"
+        + (f"; {len(names)} survivors again" if recheck else ""))
     # one thread per checked mutant: parallel children must not slow each other into false timeouts
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     with open(folder / "mutmut.log", "w") as out:
-        proc = subprocess.run(mutmut + ["run", "--max-children", str(max_children)], cwd=folder, env=env,
-                              stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.run(mutmut + ["run", "--max-children", str(max_children)] + names, cwd=folder, env=env,
+                              stdout=out, stderr=subprocess.STDOUT) if names or not recheck else None
     seconds = time.time() - start
     counts = count(folder, group)
     survivors = []
     for module, names in counts["survivor_names"].items():
         diffs = mutant_diffs(folder / "mutants" / _mutated_path(module))
         survivors += [(module, name, diffs.get(name.rsplit(".", 1)[-1], "(diff not found)")) for name in names]
-    log(f"[{group.name}] {seconds:.0f} s, exit {proc.returncode}: "
+    exit_code = proc.returncode if proc is not None else 0
+    log(f"[{group.name}] {seconds:.0f} s, exit {exit_code}: "
         + "; ".join(f"{m} {c['killed']}/{c['total']}" for m, c in counts["modules"].items()))
-    return {"group": group.name, "purpose": group.purpose, "seconds": round(seconds), "exit": proc.returncode,
+    return {"group": group.name, "purpose": group.purpose, "seconds": round(seconds), "exit": exit_code,
             "modules": counts["modules"], "survivors": survivors}
 
 
@@ -200,7 +213,8 @@ def mutant_diffs(mutated_file: Path) -> dict[str, str]:
     if not mutated_file.exists():
         return {}
     text = mutated_file.read_text()
-    functions = {node.name: ast.get_source_segment(text, node) or ""
+    lines = text.splitlines()        # by line numbers: ast.get_source_segment splits the whole file per call
+    functions = {node.name: "\n".join(lines[node.lineno - 1:node.end_lineno])
                  for node in ast.walk(ast.parse(text)) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
     diffs = {}
     for name, source in functions.items():
@@ -284,7 +298,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--results", type=Path, default=RESULTS, help="the RESULTS.md to write")
     parser.add_argument("--fresh", action="store_true",
                         help="forget earlier results of the chosen groups (default: resume them)")
+    parser.add_argument("--recheck", action="store_true",
+                        help="check only the survivors of each chosen group's last run again, with the tests as "
+                             "they are now (after tests were added; earlier kills stand)")
     args = parser.parse_args(argv)
+    if args.fresh and args.recheck:
+        parser.error("--fresh and --recheck exclude each other")
     if args.list:
         for g in GROUPS:
             print(f"{g.name}: {g.purpose}\n  mutates: {' '.join(g.sources)}\n  tests:   {' '.join(g.tests)}")
@@ -302,7 +321,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     previous = {r["group"]: r for r in json.loads(saved.read_text())} if saved.exists() else {}
     for group in chosen:
         previous[group.name] = run_group(group, args.work, args.max_children,
-                                           log=lambda s: print(s, flush=True), fresh=args.fresh)
+                                           log=lambda s: print(s, flush=True), fresh=args.fresh,
+                                           recheck=args.recheck)
         saved.write_text(json.dumps(list(previous.values()), indent=1))
     results = [previous[g.name] for g in GROUPS if g.name in previous]
     missing = [f"{g.name} ({g.purpose})" for g in GROUPS if g.name not in previous]

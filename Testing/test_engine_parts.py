@@ -1,0 +1,651 @@
+"""The engine's small parts (``MTLRadiomicsLib.analysis.engine``), each against an independent reference.
+
+The end-to-end tests (test_analysis.py) show that an analysis and a rescore hold together; these
+decide the parts they pass through by hand: the PET voxels inside a box (every voxel centre's LPS
+position computed with SimpleITK on an oblique, anisotropic grid, box faces through voxel centres),
+the seed voxel of a point (clipped onto the grid), the hottest voxel of a region, the score estimate
+(mean, sample SD, 4 decimals), the scores' branches (withheld, outside the training domain, no head),
+result.json's MTV and model summaries, the input fingerprint and the CUDA out-of-memory fallback.
+No model is trained or run here: the parts are called with small objects made for the purpose.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import torch
+
+from MTLRadiomicsLib.analysis import engine
+from MTLRadiomicsLib.analysis.options import AnalysisOptions
+from MTLRadiomicsLib.pet_input.pet_volume import PetVolume
+
+
+def oblique_pet(shape=(7, 9, 11), seed=3) -> PetVolume:
+    """A PET on a rotated grid with unequal spacing; SUV = a distinct value per voxel."""
+    rng = np.random.default_rng(seed)
+    rotation = sitk.VersorTransform(tuple(rng.normal(size=3)), float(rng.uniform(0.3, 1.0))).GetMatrix()
+    suv = rng.permutation(int(np.prod(shape))).reshape(shape).astype(np.float32) / 10.0
+    return PetVolume(suv=suv, spacing=(1.5, 2.5, 4.0), origin=(-31.0, 17.5, 240.0), direction=rotation)
+
+
+def centres_lps(pet: PetVolume) -> np.ndarray:
+    """(z, y, x, 3): every voxel centre's LPS position, by SimpleITK."""
+    image = pet.to_sitk()
+    out = np.empty(pet.shape + (3,))
+    for k, j, i in np.ndindex(*pet.shape):
+        out[k, j, i] = image.TransformIndexToPhysicalPoint((i, j, k))
+    return out
+
+
+# --------------------------------------------------------------------------- box_voxels
+def test_box_voxels_are_the_voxel_centres_inside_the_box_on_an_oblique_grid():
+    pet = oblique_pet()
+    centres = centres_lps(pet)
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        a, b = centres[tuple(rng.integers(0, n) for n in pet.shape)], centres[tuple(rng.integers(0, n) for n in pet.shape)]
+        lo, hi = np.minimum(a, b) - 3.0, np.maximum(a, b) + 3.0
+        expected = np.all((centres >= lo) & (centres <= hi), axis=-1)
+        got = engine.box_voxels(pet, tuple(hi), tuple(lo))            # corners in either order
+        assert got.dtype == bool and got.shape == pet.shape
+        assert expected.any() and not expected.all()
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_box_faces_through_voxel_centres_keep_those_voxels():
+    """An axis-aligned grid; the box's faces pass exactly through voxel centres on all six sides."""
+    pet = PetVolume(suv=np.zeros((6, 7, 8), np.float32), spacing=(2.0, 3.0, 4.0), origin=(10.0, -20.0, 30.0),
+                    direction=(1, 0, 0, 0, 1, 0, 0, 0, 1))
+    # x centres 10 + 2 i, y centres -20 + 3 j, z centres 30 + 4 k
+    got = engine.box_voxels(pet, (12.0, -17.0, 34.0), (18.0, -11.0, 42.0))
+    expected = np.zeros(pet.shape, bool)
+    expected[1:4, 1:4, 1:5] = True                    # k 1..3, j 1..3, i 1..4, faces included
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_a_flat_box_holds_the_one_plane_of_voxels_it_passes_through():
+    pet = PetVolume(suv=np.zeros((5, 4, 3), np.float32), spacing=(1.0, 1.0, 2.0), origin=(0.0, 0.0, 0.0),
+                    direction=(1, 0, 0, 0, 1, 0, 0, 0, 1))
+    got = engine.box_voxels(pet, (0.0, 0.0, 4.0), (2.0, 3.0, 4.0))
+    expected = np.zeros(pet.shape, bool)
+    expected[2] = True
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_a_box_beside_the_volume_holds_nothing():
+    pet = oblique_pet()
+    centres = centres_lps(pet).reshape(-1, 3)
+    beyond = centres.max(axis=0) + 10.0
+    assert not engine.box_voxels(pet, tuple(beyond), tuple(beyond + 50.0)).any()
+
+
+# --------------------------------------------------------------------------- seed voxel, hottest voxel
+def test_the_seed_voxel_of_a_point_is_its_nearest_voxel_clipped_onto_the_grid():
+    pet = oblique_pet()
+    centres = centres_lps(pet)
+    for zyx in [(0, 0, 0), (6, 8, 10), (3, 4, 5), (6, 0, 10)]:
+        assert engine._seed_zyx(pet, centres[zyx]) == zyx
+        assert all(type(v) is int for v in engine._seed_zyx(pet, centres[zyx]))
+    # points beyond every face land on the nearest face voxel
+    image = pet.to_sitk()
+    for index, expected in [((-3, -2, -1), (0, 0, 0)), ((13, 11, 9), (6, 8, 10)), ((-1, 4, 9), (6, 4, 0)),
+                            ((11, -5, 2), (2, 0, 10))]:
+        point = image.TransformContinuousIndexToPhysicalPoint([float(v) for v in index])
+        assert engine._seed_zyx(pet, point) == expected
+
+
+def test_the_hottest_voxel_of_a_region_is_found_by_position():
+    pet = oblique_pet()
+    centres = centres_lps(pet)
+    region = np.zeros(pet.shape, bool)
+    region[1:3, 2:6, 4:9] = True
+    zyx = np.unravel_index(int(np.argmax(np.where(region, pet.suv, -1.0))), pet.shape)
+    assert pet.suv[zyx] < pet.suv.max()                  # the whole volume's hottest lies elsewhere
+    np.testing.assert_allclose(engine.hottest_in(pet, region), centres[zyx], atol=1e-6)
+
+
+# --------------------------------------------------------------------------- estimates
+def test_an_estimate_is_the_mean_and_sample_sd_to_four_decimals():
+    values = [0.12344, 0.56781, 0.3]
+    mean = sum(values) / 3
+    sd = (sum((v - mean) ** 2 for v in values) / 2) ** 0.5          # n - 1
+    estimate = engine._estimate(np.array(values, np.float32))
+    assert (estimate.mean, estimate.sd, estimate.samples) == (round(mean, 4), round(sd, 4), 3)
+    assert type(estimate.mean) is float and type(estimate.sd) is float and type(estimate.samples) is int
+
+
+def test_one_sample_has_no_spread():
+    estimate = engine._estimate(np.array([0.87654]))
+    assert (estimate.mean, estimate.sd, estimate.samples) == (0.8765, 0.0, 1)
+
+
+def test_integer_samples_give_a_float_mean():
+    estimate = engine._estimate(np.array([1, 2], dtype=np.int64))
+    assert (estimate.mean, estimate.sd) == (1.5, round(2 ** 0.5 / 2, 4))
+
+
+# --------------------------------------------------------------------------- analyze and rescore, in this process
+SCALES = ["enc1", "enc2", "enc3", "enc4", "enc5", "dec4", "dec3", "dec2", "dec1"]
+SHAPE = (30, 34, 38)
+CENTRE_ZYX = (14, 16, 20)
+
+
+def sphere_case(folder):
+    """A PET on an axis-permuted, flipped grid: background SUV 0.8-1.2, a sphere of 123 voxels at
+    SUV 8 with one voxel at 9 at its centre; written as NIfTI. Returns (path, pet, sphere, RAS point)."""
+    rng = np.random.default_rng(0)
+    suv = rng.uniform(0.8, 1.2, SHAPE).astype(np.float32)
+    k, j, i = np.indices(SHAPE)
+    sphere = ((k - CENTRE_ZYX[0]) ** 2 + (j - CENTRE_ZYX[1]) ** 2 + (i - CENTRE_ZYX[2]) ** 2) <= 9
+    suv[sphere] = 8.0
+    suv[CENTRE_ZYX] = 9.0
+    pet = PetVolume(suv=suv, spacing=(3.0, 3.0, 3.0), origin=(-50.0, 20.0, -40.0),
+                    direction=(0, 1, 0, 1, 0, 0, 0, 0, -1))
+    path = folder / "pet.nii.gz"
+    sitk.WriteImage(pet.to_sitk(), str(path))
+    x, y, z = pet.index_to_physical(tuple(float(v) for v in CENTRE_ZYX[::-1]))
+    return path, pet, sphere, (-x, -y, z)
+
+
+def write_mask(mask: np.ndarray, pet: PetVolume, path):
+    sitk.WriteImage(pet.copy_geometry_to(sitk.GetImageFromArray(mask.astype(np.uint8))), str(path))
+    return path
+
+
+def read_array(path) -> tuple[np.ndarray, sitk.Image]:
+    image = sitk.ReadImage(str(path))
+    return sitk.GetArrayFromImage(image), image
+
+
+def options(case, tiny_model, **changes) -> AnalysisOptions:
+    return AnalysisOptions(**({"point": case["ras"], "model": tiny_model, "samples": 3, "mtv_method": "suv2.5",
+                               "report": False, "device": "cpu"} | changes))
+
+
+@pytest.fixture(scope="module")
+def case(tmp_path_factory):
+    path, pet, sphere, ras = sphere_case(tmp_path_factory.mktemp("sphere"))
+    return {"path": path, "pet": pet, "sphere": sphere, "ras": ras,
+            "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "tmp": tmp_path_factory.mktemp("runs")}
+
+
+@pytest.fixture(scope="module")
+def analysed(case, tiny_model):
+    import io
+    import json
+
+    from MTLRadiomicsLib.analysis.progress import Progress
+
+    stream = io.StringIO()
+    out = case["tmp"] / "analysis"
+    result = engine.analyze(case["path"], out, options(case, tiny_model), progress=Progress("json", stream))
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    return {"out": out, "result": result, "json": json.loads((out / "result.json").read_text()), "progress": lines}
+
+
+def physical(pet: PetVolume, zyx) -> np.ndarray:
+    return np.asarray(pet.to_sitk().TransformContinuousIndexToPhysicalPoint([float(v) for v in zyx[::-1]]))
+
+
+def test_the_mtv_and_every_heatmap_lie_on_the_pet_grid(case, analysed):
+    out, pet = analysed["out"], case["pet"]
+    reference = pet.to_sitk()
+    mtv, image = read_array(out / "mtv.nii.gz")
+    np.testing.assert_array_equal(mtv > 0, case["sphere"])
+    assert image.GetSize() == reference.GetSize()
+    np.testing.assert_allclose(image.GetDirection(), reference.GetDirection(), atol=1e-9)
+    np.testing.assert_allclose(image.GetOrigin(), reference.GetOrigin(), atol=1e-4)
+    from MTLRadiomicsLib.pet_input.masks import load_mask
+
+    np.testing.assert_array_equal(load_mask(out / "segmentation.seg.nrrd", pet) > 0, case["sphere"])
+    for scale in SCALES:
+        heat, image = read_array(out / f"gradcam_{scale}.nrrd")
+        assert heat.dtype == np.float32 and image.GetSize() == reference.GetSize()
+        np.testing.assert_allclose(image.GetDirection(), reference.GetDirection(), atol=1e-9)
+        assert heat.min() >= 0.0 and heat.max() <= 1.0
+    assert max(read_array(out / f"gradcam_{s}.nrrd")[0].max() for s in SCALES) > 0.0
+    assert analysed["result"].outputs == {
+        "segmentation": "segmentation.seg.nrrd", "mtv_nifti": "mtv.nii.gz", "mtv_methods": "mtv_methods.seg.nrrd",
+        "mtv_probability": "mtv_probability.nrrd", **{f"gradcam_{s}": f"gradcam_{s}.nrrd" for s in SCALES}}
+    assert sorted(p.name for p in out.iterdir()) == sorted(list(analysed["result"].outputs.values()) + ["result.json"])
+
+
+def test_result_json_of_an_analysis_by_hand(case, analysed, tiny_model):
+    data, pet = analysed["json"], case["pet"]
+    assert data["command"] == "analyze" and data["device"] == "cpu"
+    assert data["input"] == {"path": str(case["path"]), "format": "nifti", "sha256": case["sha256"], "files": 1}
+    location = data["location"]
+    assert location["method"] == "point" and location["crop_size_mm"] == [96.0, 96.0, 96.0]
+    np.testing.assert_allclose(location["center_ras"], case["ras"], atol=1e-6)
+    np.testing.assert_allclose(location["center_lps"], physical(pet, CENTRE_ZYX), atol=1e-6)
+    # one part: the field sits at the centre of the MTV's box, which is the sphere's centre voxel
+    np.testing.assert_allclose(location["field_center_lps"], physical(pet, CENTRE_ZYX), atol=1e-6)
+    assert location["field_note"] == ""
+    voxels = int(case["sphere"].sum())
+    mean = (8.0 * (voxels - 1) + 9.0) / voxels
+    metrics = data["metrics"]
+    assert metrics["voxels"] == voxels == 123 and metrics["suv_max"] == 9.0
+    assert metrics["mtv_ml"] == pytest.approx(voxels * 0.027, abs=1e-3)
+    assert metrics["suv_mean"] == pytest.approx(mean, abs=1e-4)
+    assert metrics["tlg"] == pytest.approx(mean * voxels * 0.027, abs=2e-3)
+    assert metrics["lesion_suv_max"] == 9.0
+    np.testing.assert_allclose(metrics["lesion_suv_max_ras"], case["ras"], atol=1e-3)
+    mtv = data["mtv"]
+    assert (mtv["method"], mtv["label"], mtv["fill_holes"], mtv["seed_voxel_zyx"]) == (
+        "suv2.5", "SUV >= 2.5", False, list(CENTRE_ZYX))
+    from MTLRadiomicsLib.mtv.methods import MTV_METHODS
+
+    assert set(mtv["methods"]) == set(MTV_METHODS) and mtv["check"]["valid"] is True
+    assert mtv["liver_reference"]["found"] is False and mtv["liver_reference"]["reason"]
+    assert data["explanation"] == {"target": "outcome", "scales": SCALES,
+                                   "method": "Grad-CAM, all scales from one forward and one backward pass"}
+    assert data["domain"] == {"inside": True, "checked": False, "reasons": [], "facts": {}}
+    assert list(data["timings_s"]) == ["load", "model", "localisation", "mtv", "metrics", "inference", "gradcam",
+                                       "outputs"]
+    model = data["model"]
+    assert (model["name"], model["folder"], model["preprocessing"]) == (
+        "tiny-random", str(tiny_model), {"spacing_mm": [3.0, 3.0, 3.0], "crop_size": [32, 32, 32]})
+    assert model["intended_use"] == "Test model with random weights." and model["calibration"] == {}
+    from MTLRadiomicsLib.model.model_file import load_model
+
+    loaded = load_model(tiny_model)
+    assert model["tasks"] == list(loaded.config.tasks) and model["weights_sha256"] == loaded.card.weights_sha256
+    assert model["class_names"] == list(loaded.card.class_names) and model["outcome"] == loaded.card.outcome
+
+
+def test_the_scores_of_an_analysis_and_their_seed(case, analysed):
+    scores = analysed["json"]["scores"]
+    assert scores["seed"] == int(case["sha256"][:15], 16)
+    assert scores["uncertainty"] == "mean ± sd over 3 samples, Monte-Carlo dropout"
+    assert (scores["mask_source"], scores["withheld"], scores["domain"], scores["calibration"]) == (
+        "predicted", "", "", "uncalibrated")
+    assert scores["outcome_kind"] == "binary" and scores["outcome"]["samples"] == 3
+    assert 0.0 < scores["outcome"]["mean"] < 1.0 and scores["outcome"]["sd"] > 0.0     # dropout on: samples differ
+    assert scores["pathology"] and all(e["samples"] == 3 for e in scores["pathology"].values())
+    assert sum(e["mean"] for e in scores["pathology"].values()) == pytest.approx(1.0, abs=2e-4)
+    assert scores["survival"] is None and scores["pathology_note"] == ""
+
+
+def test_progress_names_every_stage_in_order(analysed):
+    lines = analysed["progress"]
+    stages = [(line["stage"], line["fraction"]) for line in lines]
+    assert stages[:4] == [("load", 0.02), ("model", 0.12), ("localisation", 0.2), ("mtv", 0.28)]
+    assert stages[-5:] == [("metrics", 0.4), ("inference", 0.45), ("gradcam", 0.55), ("outputs", 0.8), ("done", 1.0)]
+    messages = {line["stage"]: line["message"] for line in lines}
+    assert messages["load"] == "reading the PET volume" and messages["model"] == "loading the model"
+    assert messages["localisation"] == "locating the lesion" and messages["metrics"] == "PET metrics of the MTV"
+    assert messages["inference"] == "scoring the lesion" and messages["outputs"] == "writing the outputs"
+    assert messages["gradcam"] == "Grad-CAM for every scale (target: outcome)"
+    assert lines[1]["message"] == "loading the model"
+    assert [line["message"] for line in lines if line["stage"] == "mtv"][0] == "segmenting the MTV (SUV >= 2.5)"
+    assert lines[-1]["stage"] == "done" and lines[-1]["out"] == str(analysed["out"])
+    assert lines[-1]["message"] == f"results in {analysed['out']}"
+
+
+def test_a_given_seed_is_used_and_recorded(case, analysed, tiny_model):
+    result = engine.analyze(case["path"], case["tmp"] / "seeded", options(case, tiny_model, seed=11))
+    again = engine.analyze(case["path"], case["tmp"] / "seeded2", options(case, tiny_model, seed=11))
+    assert result.scores.seed == 11
+    assert result.scores.outcome == again.scores.outcome and result.scores.pathology == again.scores.pathology
+    assert result.scores.outcome != analysed["result"].scores.outcome          # another seed, other samples
+
+
+def test_rescoring_the_unedited_mtv_gives_the_analysis_scores(case, analysed, tiny_model):
+    mask = write_mask(case["sphere"], case["pet"], case["tmp"] / "same.nii.gz")
+    result = engine.analyze(case["path"], case["tmp"] / "same", options(case, tiny_model), edited_mask=mask)
+    assert result.scores.outcome == analysed["result"].scores.outcome
+    assert result.scores.pathology == analysed["result"].scores.pathology
+    assert result.metrics == analysed["result"].metrics
+
+
+def test_a_rescore_scores_the_edited_mask(case, analysed, tiny_model):
+    pet = case["pet"]
+    half = case["sphere"].copy()
+    half[:, :, CENTRE_ZYX[2] + 1:] = False                     # the sphere's half with x index <= 20
+    mask_path = write_mask(half, pet, case["tmp"] / "half.nii.gz")
+    out = case["tmp"] / "rescore"
+    result = engine.analyze(case["path"], out, options(case, tiny_model), edited_mask=mask_path)
+    data = json.loads((out / "result.json").read_text())
+    assert data["command"] == "rescore" and data["scores"]["mask_source"] == "edited"
+    assert data["input"]["edited_mask"] == str(mask_path) and data["input"]["edited_mask_name"] == "half.nii.gz"
+    assert data["input"]["edited_mask_sha256"] == hashlib.sha256(mask_path.read_bytes()).hexdigest()
+    voxels = int(half.sum())
+    assert data["metrics"]["voxels"] == voxels and data["metrics"]["mtv_ml"] == pytest.approx(voxels * 0.027, abs=1e-3)
+    assert data["metrics"]["suv_mean"] == pytest.approx((8.0 * (voxels - 1) + 9.0) / voxels, abs=1e-4)
+    assert data["mtv"] == {"method": "edited", "label": "edited MTV (rescore)", "check": data["mtv"]["check"],
+                           "methods": {}}
+    where = np.argwhere(half)
+    centre = physical(pet, (where.min(axis=0) + where.max(axis=0)) / 2.0)
+    location = data["location"]
+    assert (location["method"], location["note"]) == ("edited mask", "centre of the edited MTV's largest part")
+    np.testing.assert_allclose(location["center_lps"], centre, atol=1e-6)
+    np.testing.assert_allclose(location["field_center_lps"], centre, atol=1e-6)
+    np.testing.assert_array_equal(read_array(out / "mtv.nii.gz")[0] > 0, half)
+    assert "mtv_methods" not in result.outputs and "mtv_probability" not in result.outputs
+    assert "mtv" not in result.timings_s
+    assert result.scores.outcome.samples == 3 and result.scores.outcome != analysed["result"].scores.outcome
+
+
+def test_the_rescore_gives_the_network_the_edited_mask_itself(case, tiny_model, monkeypatch):
+    """Two masks with the same box (so the same field and crop) but other voxels: the outcome head
+    and Grad-CAM are given each mask itself, on the crop's grid; the same mask twice, the same scores."""
+    from MTLRadiomicsLib.analysis.inference import mask_to_crop
+
+    pet = case["pet"]
+    full = np.zeros(SHAPE, bool)
+    full[10:19, 12:21, 16:25] = True
+    hollow = full.copy()
+    hollow[12:17, 14:19, 18:23] = False
+    given, explained = [], []
+    predict, cam = engine.predict, engine.gradcam_all_scales
+
+    def predict_spy(network, crop, device, samples, method, mask_crop, *rest):
+        given.append((crop, mask_crop))
+        return predict(network, crop, device, samples, method, mask_crop, *rest)
+
+    def cam_spy(network, image, target, mask=None, *rest):
+        explained.append(None if mask is None else mask.detach().cpu().numpy()[0, 0])
+        return cam(network, image, target, mask, *rest)
+
+    monkeypatch.setattr(engine, "predict", predict_spy)
+    monkeypatch.setattr(engine, "gradcam_all_scales", cam_spy)
+    results = []
+    for name, mask in (("full", full), ("hollow", hollow), ("full_again", full)):
+        path = write_mask(mask, pet, case["tmp"] / f"{name}.nii.gz")
+        results.append(engine.analyze(case["path"], case["tmp"] / f"box_{name}", options(case, tiny_model),
+                                      edited_mask=path))
+    assert results[0].location.field_center_lps == results[1].location.field_center_lps
+    for (crop, mask_crop), seen, mask in zip(given, explained, (full, hollow, full)):
+        expected = mask_to_crop(mask.astype(np.uint8), pet, crop)
+        np.testing.assert_allclose(mask_crop, expected)
+        np.testing.assert_allclose(seen, expected)
+    assert not np.allclose(given[0][1], given[1][1])
+    assert results[0].scores.outcome == results[2].scores.outcome
+    assert results[0].scores.pathology == results[2].scores.pathology
+
+
+def test_a_box_grows_the_mtv_from_its_hottest_voxel_and_keeps_it_inside(case, tiny_model):
+    pet = case["pet"]
+    centres = centres_lps(pet)
+    # LPS corners: the sphere's voxels with z index <= 14 (the grid's z runs along -z in LPS), +- 1 mm
+    inside = case["sphere"].copy()
+    inside[CENTRE_ZYX[0] + 1:] = False
+    points = centres[inside]
+    lo, hi = points.min(axis=0) - 1.0, points.max(axis=0) + 1.0
+    to_ras = (lambda p: (-p[0], -p[1], p[2]))
+    result = engine.analyze(case["path"], case["tmp"] / "box", options(case, tiny_model, point=None,
+                                                                      box=(to_ras(lo), to_ras(hi))))
+    within = np.all((centres >= lo) & (centres <= hi), axis=-1)
+    mtv = read_array(case["tmp"] / "box" / "mtv.nii.gz")[0] > 0
+    np.testing.assert_array_equal(mtv, case["sphere"] & within)
+    assert result.location.method == "box"
+    np.testing.assert_allclose(result.location.center_lps, physical(pet, CENTRE_ZYX), atol=1e-6)   # the 9 SUV voxel
+    size = hi - lo
+    assert result.location.note == (f"box {size[0]:.0f} x {size[1]:.0f} x {size[2]:.0f} mm; the MTV is grown from "
+                                    "its hottest voxel and kept inside it")
+
+
+def test_a_point_given_in_lps_is_the_same_lesion(case, analysed, tiny_model):
+    x, y, z = case["ras"]
+    result = engine.analyze(case["path"], case["tmp"] / "lps", options(case, tiny_model, point=(-x, -y, z),
+                                                                      point_system="lps"))
+    assert result.location.center_lps == analysed["result"].location.center_lps
+    assert result.metrics == analysed["result"].metrics
+
+
+def test_a_point_in_the_background_withholds_the_scores(case, tiny_model):
+    pet = case["pet"]
+    x, y, z = physical(pet, (3, 3, 3))
+    out = case["tmp"] / "background"
+    result = engine.analyze(case["path"], out, options(case, tiny_model, point=(-x, -y, z)))
+    scores = result.scores
+    assert scores.withheld and scores.outcome is None and scores.pathology == {} and scores.seed is None
+    assert result.explanation["scales"] == [] and result.explanation["note"] == "no heatmaps: the scores were withheld"
+    assert not any(name.startswith("gradcam") for name in result.outputs) and result.domain == {}
+    assert any(w.startswith("the point does not lie in FDG-avid tissue") for w in result.warnings)
+    assert "inference" not in result.timings_s and "gradcam" not in result.timings_s
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"point": (500.0, 500.0, 500.0)},
+     "the point (500.0, 500.0, 500.0) (RAS) lies outside the PET volume; check the coordinates and --lps"),
+    ({"box": ((0, 0, 0), (1, 1, 1))}, "give either --point or --box, not both"),
+    ({"point_system": "XYZ"}, "the point coordinate system must be RAS or LPS"),
+    ({"point": None, "box": ((500.0, 500.0, 500.0), (510.0, 510.0, 510.0))},
+     "the box centre lies outside the PET volume; check the corners"),
+])
+def test_bad_locations_are_refused_and_write_nothing(case, tiny_model, change, message):
+    from MTLRadiomicsLib.errors import MTLRadiomicsError
+
+    out = case["tmp"] / "refused"
+    with pytest.raises(MTLRadiomicsError) as error:
+        engine.analyze(case["path"], out, options(case, tiny_model, **change))
+    assert str(error.value) == message
+    assert not out.exists()
+
+
+def test_a_box_between_voxel_centres_holds_nothing(case, tiny_model):
+    from MTLRadiomicsLib.errors import MTLRadiomicsError
+
+    pet = case["pet"]
+    a, b = physical(pet, (10, 10, 10)), physical(pet, (10.2, 10.2, 10.2))
+    box = tuple((-p[0], -p[1], p[2]) for p in (a + 0.5 * (b - a) / np.abs(b - a) * 0.6, b + 0.5 * (b - a) / np.abs(b - a) * 0.6))
+    with pytest.raises(MTLRadiomicsError, match="^the box holds no PET voxel; check the corners$"):
+        engine.analyze(case["path"], case["tmp"] / "nobox", options(case, tiny_model, point=None, box=box))
+
+
+def test_an_empty_edited_mask_is_refused(case, tiny_model):
+    from MTLRadiomicsLib.errors import MTLRadiomicsError
+
+    path = write_mask(np.zeros(SHAPE, bool), case["pet"], case["tmp"] / "empty.nii.gz")
+    with pytest.raises(MTLRadiomicsError, match=r"^empty.nii.gz: the mask is empty \(every voxel is 0\)$"):
+        engine.analyze(case["path"], case["tmp"] / "empty", options(case, tiny_model), edited_mask=path)
+    assert not (case["tmp"] / "empty").exists()
+
+
+def test_a_missing_model_folder_is_named(case, tmp_path):
+    from MTLRadiomicsLib.errors import ModelFileError
+
+    with pytest.raises(ModelFileError) as error:
+        engine.analyze(case["path"], tmp_path / "out", options(case, tmp_path / "nowhere"))
+    assert str(error.value).startswith(f"no model '{tmp_path / 'nowhere'}': give a model folder or one of the "
+                                       "installed models: default (")
+
+
+# --------------------------------------------------------------------------- scores, summaries, fallbacks (fakes)
+def fake_loaded(kind="binary", class_names=("lung", "sarcoma"), calibration=None, outcome=None, tasks=("outcome",)):
+    card = SimpleNamespace(class_names=list(class_names), calibration=calibration or {},
+                           outcome=outcome if outcome is not None else {"meaning": "probability of response"})
+    return SimpleNamespace(card=card, config=SimpleNamespace(outcome_kind=kind, tasks=list(tasks)))
+
+
+def fake_check(withheld=""):
+    return SimpleNamespace(withheld_reason=withheld)
+
+
+def prediction(outcome=(0.2, 0.4), survival=None, classes=((0.9, 0.1), (0.7, 0.3))):
+    return SimpleNamespace(outcome_samples=None if outcome is None else np.array(outcome),
+                           survival_samples=None if survival is None else np.array(survival),
+                           class_samples=None if classes is None else np.array(classes))
+
+
+def test_scores_hold_every_head_with_its_estimate():
+    loaded = fake_loaded(outcome={"meaning": "probability of response", "survival_meaning": "risk of death"})
+    scores = engine._scores(prediction(survival=(1.0, 2.0, 3.0)), loaded, AnalysisOptions(samples=2), "edited",
+                            fake_check())
+    assert scores.outcome == engine.Estimate(0.3, round(0.02 ** 0.5, 4), 2)
+    assert scores.survival == engine.Estimate(2.0, 1.0, 3)
+    assert scores.pathology == {"lung": engine.Estimate(0.8, round(0.02 ** 0.5, 4), 2),
+                                "sarcoma": engine.Estimate(0.2, round(0.02 ** 0.5, 4), 2)}
+    assert (scores.outcome_kind, scores.outcome_meaning, scores.mask_source) == ("binary", "probability of response",
+                                                                                 "edited")
+    assert scores.survival_meaning == "risk of death" and scores.withheld == "" and scores.pathology_note == ""
+    assert scores.uncertainty == "mean ± sd over 2 samples, Monte-Carlo dropout"
+    assert scores.domain == "" and scores.calibration == "uncalibrated"
+
+
+def test_scores_without_class_names_number_the_classes_and_tta_is_named():
+    scores = engine._scores(prediction(outcome=None), fake_loaded(class_names=()),
+                            AnalysisOptions(samples=5, uncertainty="tta"), "predicted", fake_check())
+    assert list(scores.pathology) == ["class 0", "class 1"] and scores.outcome is None and scores.survival is None
+    assert scores.uncertainty == "mean ± sd over 5 samples, test-time augmentation (flips, shifts)"
+    assert scores.survival_meaning == ""
+
+
+def test_scores_outside_the_domain_hide_the_pathology_and_say_so():
+    from MTLRadiomicsLib.analysis.domain import DomainCheck
+
+    outside = DomainCheck(inside=False, checked=True, reasons=["the lesion is in the thigh"])
+    scores = engine._scores(prediction(), fake_loaded(calibration={"data": "fold 5"}), AnalysisOptions(samples=2),
+                            "predicted", fake_check(), outside)
+    assert scores.pathology == {} and scores.domain == "outside" and scores.outcome is not None
+    assert scores.pathology_note == ("not shown: the lesion is outside the model's training domain, so no class the "
+                                     "model knows (lung, sarcoma) can be told")
+    assert scores.calibration == "temperature scaling fitted on fold 5"
+    inside = engine._scores(prediction(), fake_loaded(calibration={"method": "temperature"}), AnalysisOptions(samples=2),
+                            "predicted", fake_check(), DomainCheck(inside=True, checked=True))
+    assert inside.domain == "inside" and set(inside.pathology) == {"lung", "sarcoma"} and inside.pathology_note == ""
+    assert inside.calibration == "temperature scaling fitted on held-out data"
+    unchecked = engine._scores(prediction(), fake_loaded(), AnalysisOptions(samples=2), "predicted", fake_check(),
+                               DomainCheck(inside=True, checked=False))
+    assert unchecked.domain == ""
+
+
+def test_withheld_scores_say_why():
+    scores = engine._scores(None, fake_loaded(), AnalysisOptions(), "predicted", fake_check("the MTV is empty"))
+    assert (scores.withheld, scores.outcome, scores.pathology, scores.survival) == ("the MTV is empty", None, {}, None)
+    nothing = engine._scores(None, fake_loaded(), AnalysisOptions(), "predicted", fake_check())
+    assert nothing.withheld == "the model has no outcome or pathology head"
+    kept = engine._scores(prediction(), fake_loaded(), AnalysisOptions(), "predicted", fake_check("joined"))
+    assert kept.withheld == "joined"
+
+
+def test_the_mtv_summary_of_an_analysis_and_of_a_rescore():
+    check = SimpleNamespace(to_dict=lambda: {"valid": True})
+    assert engine._mtv_summary(None, check, AnalysisOptions(), edited=True) == {
+        "method": "edited", "label": "edited MTV (rescore)", "check": {"valid": True}, "methods": {}}
+    mtvs = SimpleNamespace(liver=None, liver_reason="no liver in the scan", chosen="suvmax41", fill_holes=True,
+                           seed_zyx=(1, 2, 3), table={"suvmax41": {"available": True}})
+    assert engine._mtv_summary(mtvs, check, AnalysisOptions(), edited=False) == {
+        "method": "suvmax41", "label": "41 % of SUVmax (EANM)", "fill_holes": True, "seed_voxel_zyx": [1, 2, 3],
+        "check": {"valid": True}, "methods": {"suvmax41": {"available": True}},
+        "liver_reference": {"found": False, "reason": "no liver in the scan"}}
+    mtvs.liver = SimpleNamespace(to_dict=lambda: {"found": True, "mean": 2.1})
+    assert engine._mtv_summary(mtvs, check, AnalysisOptions(), edited=False)["liver_reference"] == {"found": True,
+                                                                                                  "mean": 2.1}
+
+
+def test_the_cuda_out_of_memory_fallback_runs_again_on_the_cpu():
+    devices, warnings = [], []
+    network = torch.nn.Linear(2, 2)
+    loaded = SimpleNamespace(network=network)
+
+    def work(device):
+        devices.append(device)
+        if device.type == "cuda":
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return "done"
+
+    result, device = engine._on_device(loaded, torch.device("cuda"), warnings, work)
+    assert (result, device.type, [d.type for d in devices]) == ("done", "cpu", ["cuda", "cpu"])
+    assert warnings == ["the GPU ran out of memory; the analysis ran on the CPU"]
+    assert next(network.parameters()).device.type == "cpu"
+
+
+def test_other_errors_are_not_taken_for_a_lack_of_memory():
+    def failing(message):
+        def work(device):
+            raise RuntimeError(message)
+        return work
+
+    loaded = SimpleNamespace(network=torch.nn.Linear(2, 2))
+    warnings = []
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        engine._on_device(loaded, torch.device("cuda"), warnings, failing("shape mismatch"))
+    with pytest.raises(RuntimeError, match="out of memory"):            # on the CPU there is nothing to fall back to
+        engine._on_device(loaded, torch.device("cpu"), warnings, failing("DefaultCPUAllocator: out of memory"))
+    assert warnings == []
+    assert engine._on_device(loaded, torch.device("cpu"), warnings, lambda d: d.type) == ("cpu", torch.device("cpu"))
+
+
+def test_the_fingerprint_is_the_sha256_of_the_files_in_their_order(tmp_path):
+    files = []
+    for name, content in (("b.dcm", b"second slice " * 5000), ("a.dcm", b"first" * 300000)):
+        (tmp_path / name).write_bytes(content)
+        files.append(str(tmp_path / name))
+    pet = PetVolume(suv=np.zeros((2, 2, 2), np.float32), spacing=(1.0, 1.0, 1.0), origin=(0.0, 0.0, 0.0),
+                    direction=(1, 0, 0, 0, 1, 0, 0, 0, 1), source=str(tmp_path / "a.dcm"), dicom_files=files)
+    expected = hashlib.sha256((tmp_path / "b.dcm").read_bytes() + (tmp_path / "a.dcm").read_bytes()).hexdigest()
+    assert engine.fingerprint(pet) == expected
+    single = PetVolume(suv=pet.suv, spacing=pet.spacing, origin=pet.origin, direction=pet.direction,
+                       source=str(tmp_path / "a.dcm"))
+    assert engine.fingerprint(single) == hashlib.sha256((tmp_path / "a.dcm").read_bytes()).hexdigest()
+
+
+def test_the_lesion_suv_max_is_its_voxel_and_ras_position():
+    pet = oblique_pet()
+    mask = np.zeros(pet.shape, bool)
+    assert engine.lesion_suv_max(pet, mask) == {"lesion_suv_max": None, "lesion_suv_max_ras": None}
+    pet.suv[:] = 1.0
+    pet.suv[3, 4, 5] = 7.5
+    mask[3, 4, 4] = True                                  # the hot voxel touches the MTV
+    found = engine.lesion_suv_max(pet, mask)
+    x, y, z = centres_lps(pet)[3, 4, 5]
+    assert found["lesion_suv_max"] == 7.5
+    assert found["lesion_suv_max_ras"] == [round(-x, 3), round(-y, 3), round(z, 3)]
+
+
+def test_a_position_of_zero_is_written_without_a_sign():
+    pet = PetVolume(suv=np.ones((3, 3, 3), np.float32), spacing=(1.0, 1.0, 1.0), origin=(0.0, 0.0, 0.0),
+                    direction=(1, 0, 0, 0, 1, 0, 0, 0, 1))
+    found = engine.lesion_suv_max(pet, np.pad(np.ones((1, 1, 1), bool), ((0, 2), (0, 2), (0, 2))))
+    assert [str(v) for v in found["lesion_suv_max_ras"]] == ["0.0", "0.0", "0.0"]
+
+
+def test_the_stopwatch_adds_up_the_time_of_each_stage(monkeypatch):
+    ticks = iter([10.0, 10.25, 20.0, 20.5, 30.0, 31.0])
+    monkeypatch.setattr(engine.time, "perf_counter", lambda: next(ticks))
+    clock = engine.Stopwatch()
+    with clock("load"):
+        pass
+    with clock("model"):
+        pass
+    with pytest.raises(ValueError):
+        with clock("load"):
+            raise ValueError("a stage that fails still counts")
+    assert clock.times == {"load": 1.25, "model": 0.5}
+
+
+def test_a_dicom_series_gives_a_dicom_seg_unless_the_mtv_is_empty(tiny_model, tmp_path):
+    from synthetic_dicom import small_pet, write_series
+
+    files = write_series(tmp_path / "dicom")
+    pet = small_pet()
+    x, y, z = pet.index_to_physical((6.0, 6.0, 2.0))              # in the hot spot
+    chosen = AnalysisOptions(point=(-x, -y, z), model=tiny_model, samples=2, mtv_method="suv2.5", report=False,
+                             device="cpu")
+    result = engine.analyze(tmp_path / "dicom", tmp_path / "seg", chosen)
+    assert result.outputs["dicom_seg"] == "mtv_seg.dcm" and (tmp_path / "seg" / "mtv_seg.dcm").is_file()
+    assert result.input["files"] == len(files) == 6 and result.input["format"] == "dicom"
+    ordered = sorted(files, key=lambda f: float(__import__("pydicom").dcmread(f).ImagePositionPatient[2]))
+    digest = hashlib.sha256(b"".join(Path(f).read_bytes() for f in ordered)).hexdigest()
+    assert result.input["sha256"] == digest
+    empty = engine.analyze(tmp_path / "dicom", tmp_path / "noseg",
+                           AnalysisOptions(**{**chosen.__dict__, "mtv_method": "network"}))
+    assert "dicom_seg" not in empty.outputs and not (tmp_path / "noseg" / "mtv_seg.dcm").exists()
+    assert "no DICOM SEG written: the MTV is empty" in empty.warnings
+
+
+def test_a_report_is_written_when_asked_and_explains_the_segmentation(case, tiny_model):
+    out = case["tmp"] / "reported"
+    result = engine.analyze(case["path"], out, options(case, tiny_model, report=True, explain="segmentation"))
+    assert (result.outputs["report_pdf"], result.outputs["report_html"]) == ("report.pdf", "report.html")
+    assert (out / "report.pdf").read_bytes()[:5] == b"%PDF-" and "<html" in (out / "report.html").read_text().lower()
+    assert "report" in result.timings_s and result.explanation["target"] == "segmentation"
+    assert json.loads((out / "result.json").read_text())["outputs"]["report_pdf"] == "report.pdf"
