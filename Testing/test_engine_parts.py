@@ -12,6 +12,7 @@ No model is trained or run here: the parts are called with small objects made fo
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -164,7 +165,7 @@ def read_array(path) -> tuple[np.ndarray, sitk.Image]:
 
 
 def options(case, tiny_model, **changes) -> AnalysisOptions:
-    return AnalysisOptions(**({"point": case["ras"], "model": tiny_model, "samples": 3, "mtv_method": "suv2.5",
+    return AnalysisOptions(**({"point": case["ras"], "model": tiny_model, "samples": 2, "mtv_method": "suv2.5",
                                "report": False, "device": "cpu"} | changes))
 
 
@@ -262,12 +263,12 @@ def test_result_json_of_an_analysis_by_hand(case, analysed, tiny_model):
 def test_the_scores_of_an_analysis_and_their_seed(case, analysed):
     scores = analysed["json"]["scores"]
     assert scores["seed"] == int(case["sha256"][:15], 16)
-    assert scores["uncertainty"] == "mean ± sd over 3 samples, Monte-Carlo dropout"
+    assert scores["uncertainty"] == "mean ± sd over 2 samples, Monte-Carlo dropout"
     assert (scores["mask_source"], scores["withheld"], scores["domain"], scores["calibration"]) == (
         "predicted", "", "", "uncalibrated")
-    assert scores["outcome_kind"] == "binary" and scores["outcome"]["samples"] == 3
+    assert scores["outcome_kind"] == "binary" and scores["outcome"]["samples"] == 2
     assert 0.0 < scores["outcome"]["mean"] < 1.0 and scores["outcome"]["sd"] > 0.0     # dropout on: samples differ
-    assert scores["pathology"] and all(e["samples"] == 3 for e in scores["pathology"].values())
+    assert scores["pathology"] and all(e["samples"] == 2 for e in scores["pathology"].values())
     assert sum(e["mean"] for e in scores["pathology"].values()) == pytest.approx(1.0, abs=2e-4)
     assert scores["survival"] is None and scores["pathology_note"] == ""
 
@@ -329,7 +330,7 @@ def test_a_rescore_scores_the_edited_mask(case, analysed, tiny_model):
     np.testing.assert_array_equal(read_array(out / "mtv.nii.gz")[0] > 0, half)
     assert "mtv_methods" not in result.outputs and "mtv_probability" not in result.outputs
     assert "mtv" not in result.timings_s
-    assert result.scores.outcome.samples == 3 and result.scores.outcome != analysed["result"].scores.outcome
+    assert result.scores.outcome.samples == 2 and result.scores.outcome != analysed["result"].scores.outcome
 
 
 def test_the_rescore_gives_the_network_the_edited_mask_itself(case, tiny_model, monkeypatch):
@@ -649,3 +650,66 @@ def test_a_report_is_written_when_asked_and_explains_the_segmentation(case, tiny
     assert (out / "report.pdf").read_bytes()[:5] == b"%PDF-" and "<html" in (out / "report.html").read_text().lower()
     assert "report" in result.timings_s and result.explanation["target"] == "segmentation"
     assert json.loads((out / "result.json").read_text())["outputs"]["report_pdf"] == "report.pdf"
+
+
+def test_the_domain_check_is_given_the_lesion_s_facts(monkeypatch):
+    """The card's domain against the body region at the lesion's centre, the series' tracer, the MTV's
+    volume and SUVmax, the PET's voxel size and the outcome head's features."""
+    regions = importlib.import_module("MTLRadiomicsLib.localisation.body_region")   # the package shadows the name
+
+    asked = []
+
+    def region_at(pet, point):
+        asked.append((pet, point))
+        return SimpleNamespace(name="lower_limb", reason="below the pelvis")
+
+    monkeypatch.setattr(regions, "body_region", region_at)
+    pet = PetVolume(suv=np.ones((4, 4, 4), np.float32), spacing=(4.0, 4.0, 2.0), origin=(0.0, 0.0, 0.0),
+                    direction=(1, 0, 0, 0, 1, 0, 0, 0, 1), series={"Radiopharmaceutical": "Fluciclovine"})
+    domain = {"tracer": "FDG", "body_regions": ["thorax", "abdomen"], "volume_ml": [10.0, 20.0],
+              "suv_max": [5.0, 6.0], "voxel_mm": {"in_plane": [2.0, 3.0], "slice": [3.0, 3.0]},
+              "features": {"mean": [0.0, 0.0], "sd": [1.0, 1.0], "max_distance": 1.0}}
+    loaded = SimpleNamespace(card=SimpleNamespace(domain=domain))
+    location = SimpleNamespace(center_lps=(1.0, 2.0, 3.0))
+    check = engine._domain(loaded, pet, location, {"mtv_ml": 50.0, "suv_max": 9.5},
+                           SimpleNamespace(features=np.array([3.0, 4.0])))
+    assert asked == [(pet, (1.0, 2.0, 3.0))]
+    assert check.checked and not check.inside
+    assert check.reasons == [
+        "the tracer is Fluciclovine, the model knows FDG only",
+        "the lesion lies in the lower limb; the model was trained on thorax, abdomen lesions",
+        "its volume (50 ml) lies outside the training range (10-20 ml)",
+        "its SUVmax (9.5) lies outside the training range (5-6)",
+        "the in-plane voxel size (4.00 mm) lies outside the training range (2.00-3.00 mm)",
+        "the slice spacing (2.00 mm) lies outside the training range (3.00-3.00 mm)",
+        f"the features the outcome head sees are unlike every training case (distance {12.5 ** 0.5:.2f}, training "
+        "cases up to 1.00)"]
+    assert check.facts["body_region_reason"] == "below the pelvis" and check.facts["voxel_mm"] == [4.0, 4.0, 2.0]
+    # without a prediction there are no features to compare; a PET without series facts has no tracer
+    bare = PetVolume(suv=pet.suv, spacing=(3.0, 3.0, 3.0), origin=pet.origin, direction=pet.direction)
+    quiet = engine._domain(loaded, bare, location, {"mtv_ml": 15.0, "suv_max": 5.5}, None)
+    assert quiet.reasons == ["the lesion lies in the lower limb; the model was trained on thorax, abdomen lesions"]
+    assert quiet.facts["tracer"] == "" and "feature_distance" not in quiet.facts
+
+
+def test_a_card_without_a_domain_is_not_checked(monkeypatch):
+    regions = importlib.import_module("MTLRadiomicsLib.localisation.body_region")   # the package shadows the name
+
+    monkeypatch.setattr(regions, "body_region", lambda *a: pytest.fail("no body region without a domain"))
+    for domain in (None, {}):
+        check = engine._domain(SimpleNamespace(card=SimpleNamespace(domain=domain)), oblique_pet(),
+                               SimpleNamespace(center_lps=(0.0, 0.0, 0.0)), {"mtv_ml": 1.0}, None)
+        assert (check.inside, check.checked, check.reasons, check.facts) == (True, False, [], {})
+
+
+def test_a_pet_of_another_tracer_is_refused_when_read(tmp_path):
+    from synthetic_dicom import edit_headers, make_lu177_xspect, write_series
+
+    from MTLRadiomicsLib.errors import MTLRadiomicsError
+
+    files = write_series(tmp_path / "fdg")
+    pet, digest = engine.read_pet(tmp_path / "fdg", AnalysisOptions())
+    assert pet.shape == (6, 12, 12) and digest == engine.fingerprint(pet) and len(pet.dicom_files) == len(files)
+    edit_headers(files, make_lu177_xspect)
+    with pytest.raises(MTLRadiomicsError, match="F-18 FDG"):
+        engine.read_pet(tmp_path / "fdg", AnalysisOptions())
