@@ -713,3 +713,93 @@ def test_a_pet_of_another_tracer_is_refused_when_read(tmp_path):
     edit_headers(files, make_lu177_xspect)
     with pytest.raises(MTLRadiomicsError, match="F-18 FDG"):
         engine.read_pet(tmp_path / "fdg", AnalysisOptions())
+
+
+def make_model(folder, **config_changes):
+    """A tiny random model (seed 0) with other heads or a card with a training domain."""
+    from MTLRadiomicsLib.model import ModelCard, MultiTaskNet, Preprocessing, named_config, save_model
+
+    domain = config_changes.pop("domain", {})
+    survival_meaning = config_changes.pop("survival_meaning", None)
+    torch.manual_seed(0)
+    outcome = {"kind": "binary", "meaning": "probability of response to treatment"}
+    if survival_meaning:
+        outcome["survival_meaning"] = survival_meaning
+    card = ModelCard(name="tiny-variant", architecture={}, domain=domain, outcome=outcome,
+                     preprocessing=Preprocessing(spacing_mm=(3.0, 3.0, 3.0), crop_size=(32, 32, 32)))
+    network = MultiTaskNet(named_config("tiny", **config_changes))
+    save_model(network, card, folder)
+    return folder
+
+
+def test_a_lesion_outside_the_training_domain_is_marked_and_its_pathology_hidden(case, tmp_path):
+    model = make_model(tmp_path / "domain", domain={"volume_ml": [100.0, 200.0]})
+    result = engine.analyze(case["path"], tmp_path / "out", options(case, model))
+    volume = 123 * 0.027
+    reason = f"its volume ({volume:.3g} ml) lies outside the training range (100-200 ml)"
+    assert result.domain["checked"] is True and result.domain["inside"] is False
+    assert result.domain["reasons"] == [reason]
+    assert f"the scores are outside the model's training domain: {reason}" in result.warnings
+    assert result.scores.domain == "outside" and result.scores.pathology == {}
+    assert result.scores.pathology_note.startswith("not shown: the lesion is outside the model's training domain")
+    assert result.scores.outcome is not None
+    inside = engine.analyze(case["path"], tmp_path / "inside",
+                            options(case, make_model(tmp_path / "wide", domain={"volume_ml": [2.0, 5.0]})))
+    assert inside.scores.domain == "inside" and inside.scores.pathology and inside.domain["reasons"] == []
+    assert not any("training domain" in w for w in inside.warnings)
+
+
+def test_a_model_with_metric_features_and_a_survival_head_is_given_the_mtv_metrics(case, tmp_path, monkeypatch):
+    from MTLRadiomicsLib.model.metric_features import metric_vector
+
+    model = make_model(tmp_path / "metrics", metric_features=True, survival=True, survival_meaning="risk of death")
+    seen = []
+    predict = engine.predict
+
+    def spy(network, crop, device, samples, method, mask_crop, features, *rest):
+        seen.append(features)
+        return predict(network, crop, device, samples, method, mask_crop, features, *rest)
+
+    monkeypatch.setattr(engine, "predict", spy)
+    result = engine.analyze(case["path"], tmp_path / "out", options(case, model))
+    np.testing.assert_allclose(seen[0], metric_vector(result.metrics))
+    assert result.scores.survival is not None and result.scores.survival.samples == 2
+    assert result.scores.survival_meaning == "risk of death"
+
+
+def test_a_segmentation_only_model_has_no_scores_to_explain(case, tmp_path):
+    model = make_model(tmp_path / "seg", classification=False, outcome=False)
+    result = engine.analyze(case["path"], tmp_path / "out", options(case, model))
+    assert result.scores.withheld == "the model has no outcome or pathology head"
+    assert result.explanation["note"] == "no heatmaps: the model has no score to explain"
+    assert result.explanation["scales"] == [] and result.scores.seed is None
+    assert result.metrics["voxels"] == 123                         # the MTV and its metrics still come
+
+
+def test_seed_zero_is_a_seed(case, tiny_model):
+    result = engine.analyze(case["path"], case["tmp"] / "seed0", options(case, tiny_model, seed=0))
+    assert result.scores.seed == 0
+
+
+def test_the_record_of_when_and_what(case, analysed):
+    import re
+
+    data = analysed["json"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", data["created"])
+    assert "source" not in data["pet"] and data["pet"]["format"] == "nifti"
+    assert data["pet"]["size_xyz"] == list(SHAPE[::-1]) and data["pet"]["spacing_mm"] == [3.0, 3.0, 3.0]
+    from MTLRadiomicsLib import __version__
+
+    assert data["engine_version"] == __version__
+    assert data["timings_s"] == analysed["result"].timings_s and all(v >= 0 for v in data["timings_s"].values())
+    assert data["warnings"] == analysed["result"].warnings
+
+
+def test_an_mtv_in_two_parts_places_the_field_on_the_larger_and_says_so(case, tiny_model):
+    pet = case["pet"]
+    mask = case["sphere"].copy()
+    mask[2:4, 2:4, 2:4] = True                                   # a small second part far from the sphere
+    path = write_mask(mask, pet, case["tmp"] / "two_parts.nii.gz")
+    result = engine.analyze(case["path"], case["tmp"] / "two_parts", options(case, tiny_model), edited_mask=path)
+    np.testing.assert_allclose(result.location.field_center_lps, physical(pet, CENTRE_ZYX), atol=1e-6)
+    assert result.location.field_note and result.location.field_note in result.warnings
