@@ -176,15 +176,17 @@ def case(tmp_path_factory):
             "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "tmp": tmp_path_factory.mktemp("runs")}
 
 
-@pytest.fixture(scope="module")
-def analysed(case, tiny_model):
+@pytest.fixture
+def analysed(case, tiny_model, tmp_path):
+    """One analysis per test (not per module): mutation testing attributes the code a fixture runs to
+    the first test that sets it up, so a shared analysis would hide what the later tests check."""
     import io
     import json
 
     from MTLRadiomicsLib.analysis.progress import Progress
 
     stream = io.StringIO()
-    out = case["tmp"] / "analysis"
+    out = tmp_path / "analysis"
     result = engine.analyze(case["path"], out, options(case, tiny_model), progress=Progress("json", stream))
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     return {"out": out, "result": result, "json": json.loads((out / "result.json").read_text()), "progress": lines}
