@@ -126,6 +126,11 @@ def test_one_sample_has_no_spread():
     assert (estimate.mean, estimate.sd, estimate.samples) == (0.8765, 0.0, 1)
 
 
+def test_the_estimate_is_computed_in_double_precision():
+    """float32 samples: (1 + 1e-4) / 2 is 0.50004999... in double precision, 0.50005001 when summed in float32."""
+    assert engine._estimate(np.array([1.0, 1e-4], np.float32)).mean == 0.5
+
+
 def test_integer_samples_give_a_float_mean():
     estimate = engine._estimate(np.array([1, 2], dtype=np.int64))
     assert (estimate.mean, estimate.sd) == (1.5, round(2 ** 0.5 / 2, 4))
@@ -201,6 +206,7 @@ def test_the_mtv_and_every_heatmap_lie_on_the_pet_grid(case, analysed):
     reference = pet.to_sitk()
     mtv, image = read_array(out / "mtv.nii.gz")
     np.testing.assert_array_equal(mtv > 0, case["sphere"])
+    assert mtv.dtype == np.uint8 and set(np.unique(mtv)) == {0, 1}
     assert image.GetSize() == reference.GetSize()
     np.testing.assert_allclose(image.GetDirection(), reference.GetDirection(), atol=1e-9)
     np.testing.assert_allclose(image.GetOrigin(), reference.GetOrigin(), atol=1e-4)
@@ -260,6 +266,11 @@ def test_result_json_of_an_analysis_by_hand(case, analysed, tiny_model):
     loaded = load_model(tiny_model)
     assert model["tasks"] == list(loaded.config.tasks) and model["weights_sha256"] == loaded.card.weights_sha256
     assert model["class_names"] == list(loaded.card.class_names) and model["outcome"] == loaded.card.outcome
+    assert set(model) == {"name", "folder", "intended_use", "tasks", "outcome", "class_names", "preprocessing",
+                          "training_data", "held_out_metrics", "weights_sha256", "engine_version_trained",
+                          "calibration", "domain"}
+    assert (model["training_data"], model["held_out_metrics"], model["domain"]) == ({}, {}, {})
+    assert model["engine_version_trained"] == loaded.card.engine_version != ""
 
 
 def test_the_scores_of_an_analysis_and_their_seed(case, analysed):
@@ -805,3 +816,77 @@ def test_an_mtv_in_two_parts_places_the_field_on_the_larger_and_says_so(case, ti
     result = engine.analyze(case["path"], case["tmp"] / "two_parts", options(case, tiny_model), edited_mask=path)
     np.testing.assert_allclose(result.location.field_center_lps, physical(pet, CENTRE_ZYX), atol=1e-6)
     assert result.location.field_note and result.location.field_note in result.warnings
+
+
+def test_the_location_of_an_edited_mask_and_of_a_box_in_both_frames(case, tiny_model):
+    from MTLRadiomicsLib.errors import MTLRadiomicsError
+
+    pet = case["pet"]
+    loaded = SimpleNamespace(card=SimpleNamespace(preprocessing=SimpleNamespace(crop_size=(16, 24, 32),
+                                                                                spacing_mm=(2.0, 3.0, 4.0))))
+    half = case["sphere"].copy()
+    half[:, :, CENTRE_ZYX[2] + 1:] = False
+    where = np.argwhere(half)
+    centre = physical(pet, (where.min(axis=0) + where.max(axis=0)) / 2.0)
+    location, within = engine._locate(pet, AnalysisOptions(), loaded, half.astype(np.uint8), [])
+    assert within is None and location.method == "edited mask"
+    np.testing.assert_allclose(location.center_lps, centre, atol=1e-6)
+    np.testing.assert_allclose(location.center_ras, (-centre[0], -centre[1], centre[2]), atol=1e-6)
+    assert location.crop_size_mm == (64.0, 72.0, 64.0)               # x, y, z: 32 x 2, 24 x 3, 16 x 4 mm
+    with pytest.raises(MTLRadiomicsError, match="^the edited mask is empty: nothing to score$"):
+        engine._locate(pet, AnalysisOptions(), loaded, np.zeros(SHAPE, np.uint8), [])
+    hot = physical(pet, CENTRE_ZYX)
+    box = ((-hot[0] - 4, -hot[1] - 4, hot[2] - 4), (-hot[0] + 4, -hot[1] + 4, hot[2] + 4))
+    location, within = engine._locate(pet, AnalysisOptions(point=None, box=box), loaded, None, [])
+    np.testing.assert_allclose(location.center_ras, (-hot[0], -hot[1], hot[2]), atol=1e-6)
+    assert location.crop_size_mm == (64.0, 72.0, 64.0) and within.sum() == 27
+
+
+def test_two_lesions_found_automatically_the_likelier_analysed_and_both_listed(case, tiny_model, tmp_path):
+    pet = case["pet"]
+    suv = pet.suv.copy()
+    k, j, i = np.indices(SHAPE)
+    small = ((k - 22) ** 2 + (j - 8) ** 2 + (i - 9) ** 2) <= 4
+    suv[small] = 5.0
+    path = tmp_path / "two.nii.gz"
+    sitk.WriteImage(PetVolume(suv=suv, spacing=pet.spacing, origin=pet.origin, direction=pet.direction).to_sitk(),
+                    str(path))
+    result = engine.analyze(path, tmp_path / "out", options(case, tiny_model, point=None))
+    location = result.location
+    assert location.method == "automatic" and len(location.candidates) >= 2
+    assert (f"{len(location.candidates)} FDG-avid candidates found; the most likely one was analysed (the others "
+            "are listed in result.json); give --point to choose another") in result.warnings
+    np.testing.assert_allclose(location.center_lps, location.candidates[0]["center_lps"], atol=1e-6)
+    x, y, z = location.center_lps
+    assert location.center_ras == (-x, -y, z) and location.crop_size_mm == (96.0, 96.0, 96.0) and location.note
+    assert result.metrics["voxels"] in (123, int(small.sum()))          # one of the two lesions, whole
+
+
+def test_a_single_candidate_gives_no_warning(case, tiny_model):
+    result = engine.analyze(case["path"], case["tmp"] / "auto_one", options(case, tiny_model, point=None))
+    assert result.location.method == "automatic" and len(result.location.candidates) == 1
+    assert not any("candidates found" in w for w in result.warnings)
+    np.testing.assert_allclose(result.location.center_lps, physical(case["pet"], CENTRE_ZYX), atol=3.1)
+
+
+def test_meanings_missing_from_the_card_are_empty():
+    loaded = fake_loaded(outcome={})
+    scores = engine._scores(prediction(survival=(1.0, 2.0)), loaded, AnalysisOptions(samples=2), "predicted",
+                            fake_check())
+    assert scores.outcome_meaning == "" and scores.survival_meaning == ""
+    without = engine._scores(prediction(), fake_loaded(outcome={"survival_meaning": "risk"}), AnalysisOptions(),
+                             "predicted", fake_check())
+    assert without.survival is None and without.survival_meaning == ""
+
+
+def test_the_fallback_moves_the_network_to_the_cpu():
+    moves = []
+    loaded = SimpleNamespace(network=SimpleNamespace(to=lambda device: moves.append(device)))
+
+    def work(device):
+        if device.type == "cuda":
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+        return 1
+
+    assert engine._on_device(loaded, torch.device("cuda"), [], work) == (1, torch.device("cpu"))
+    assert moves == [torch.device("cpu")]
