@@ -59,8 +59,8 @@ def test_counts_diffs_and_table_from_mutmut_files(tmp_path):
     diffs = mutants.mutant_diffs(copy / "m.py")
     assert diffs["x_f__mutmut_2"] == "-    return a + 1\n+    return a + 2"
     table = mutants.table([{"group": "g", "purpose": "a module", "modules": counted["modules"]}])
-    assert "| `pkg/m.py` | a module | 4 | 2 (1) | 1 | 1 | 50.0 % |" in table
-    assert table.splitlines()[-1] == "| **all** | | 4 | 2 | | | **50.0 %** |"
+    assert "| `pkg/m.py` | a module | 4 | 2 (1) | 1 | 1 | 50.0 % | 1 |" in table      # one mutant not checked
+    assert table.splitlines()[-1] == "| **all** | | 4 | 2 | | | **50.0 %** | |"
 
 
 def test_a_recheck_keeps_the_folder_and_names_only_the_survivors(tmp_path, capsys):
@@ -75,6 +75,9 @@ def test_a_recheck_keeps_the_folder_and_names_only_the_survivors(tmp_path, capsy
     mutants.prepare(group, tmp_path, keep=True)
     assert (copy / "m.py.meta").exists()                             # kept although the tests changed
     assert mutants.survivor_names(folder, group) == ["pkg.m.x_f__mutmut_2", "pkg.m.x_f__mutmut_4"]
+    assert mutants.unchecked_names(folder, group) == ["pkg.m.x_f__mutmut_5"]
+    mutants.prepare(group, tmp_path, fresh=True, keep=True)
+    assert not (folder / "mutants").exists()                         # --fresh always starts again
     with pytest.raises(SystemExit):
         mutants.main(["--fresh", "--recheck", "g"])
     assert "--fresh and --recheck exclude each other" in capsys.readouterr().err

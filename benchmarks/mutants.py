@@ -127,7 +127,7 @@ def prepare(group: Group, work: Path, fresh: bool = False, keep: bool = False) -
     folder = work / group.name
     tests = _tests_fingerprint(group)
     stamp = folder / "tests.sha256"
-    if folder.exists() and not keep and (fresh or not stamp.exists() or stamp.read_text() != tests):
+    if folder.exists() and (fresh or not keep and (not stamp.exists() or stamp.read_text() != tests)):
         shutil.rmtree(folder)            # new or changed tests: every mutant is checked again
     folder.mkdir(parents=True, exist_ok=True)
     stamp.write_text(tests)
@@ -177,31 +177,64 @@ def survivor_names(folder: Path, group: Group) -> list[str]:
     return [name for names in count(folder, group)["survivor_names"].values() for name in names]
 
 
-def run_group(group: Group, work: Path, max_children: int, log, fresh: bool = False, recheck: bool = False) -> dict:
-    """Run mutmut for ``group``; its counts per module and its survivors. ``recheck``: only the
-    survivors of the last run, with the group's tests as they are now (earlier kills stand)."""
-    folder = prepare(group, work, fresh, keep=recheck)
+def unchecked_names(folder: Path, group: Group) -> list[str]:
+    """The group's generated mutants that no run has checked yet, in mutmut's order."""
+    names = []
+    for source in group.sources:
+        meta = folder / "mutants" / (_mutated_path(source) + ".meta")
+        if meta.exists():
+            names += [k for k, v in json.loads(meta.read_text()).get("exit_code_by_key", {}).items() if v is None]
+    return names
+
+
+def run_group(group: Group, work: Path, max_children: int, log, fresh: bool = False, recheck: bool = False,
+              sample: Optional[int] = None, seed: int = 0) -> dict:
+    """Run mutmut for ``group``; its counts per module and its survivors. ``recheck``: the survivors of
+    the last run again, with the group's tests as they are now (earlier kills stand). ``sample``: at
+    most this many of the mutants not checked yet, drawn at random (``seed``), instead of all of them
+    (a group too slow to check whole in the time there is; the rest stays "not checked")."""
+    folder = prepare(group, work, fresh, keep=recheck or sample is not None)
     mutmut = [sys.executable, "-c", "import sys; from mutmut.__main__ import cli; sys.exit(cli())"]
-    start = time.time()
-    names = survivor_names(folder, group) if recheck else []
-    if recheck and not names:
-        log(f"[{group.name}] no survivors to check again")
-    log(f"[{group.name}] mutmut run ({', '.join(group.sources)}; tests: {', '.join(group.tests)})"
-        + (f"; {len(names)} survivors again" if recheck else ""))
     # one thread per checked mutant: parallel children must not slow each other into false timeouts
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    with open(folder / "mutmut.log", "w") as out:
-        proc = subprocess.run(mutmut + ["run", "--max-children", str(max_children)] + names, cwd=folder, env=env,
-                              stdout=out, stderr=subprocess.STDOUT) if names or not recheck else None
+    start = time.time()
+    log_file = open(folder / "mutmut.log", "a")
+
+    def mutmut_run(names: list[str]) -> int:
+        return subprocess.run(mutmut + ["run", "--max-children", str(max_children)] + names, cwd=folder, env=env,
+                              stdout=log_file, stderr=subprocess.STDOUT).returncode
+
+    log(f"[{group.name}] mutmut run ({', '.join(group.sources)}; tests: {', '.join(group.tests)})")
+    exit_code = 0
+    with log_file:
+        if recheck or sample is not None:
+            if sample is not None and not unchecked_names(folder, group) and not survivor_names(folder, group):
+                # nothing generated yet: generate, learn which test reaches which function, and check
+                # each function's first mutant
+                exit_code = mutmut_run(["*__mutmut_1"])
+            names = survivor_names(folder, group) if recheck else []
+            if sample is not None:
+                import random
+
+                pool = unchecked_names(folder, group)
+                names += sorted(random.Random(seed).sample(pool, min(sample, len(pool))))
+            log(f"[{group.name}] {len(names)} mutants: "
+                + (f"the last run's survivors again{' and ' if sample is not None else ''}" if recheck else "")
+                + (f"a random {min(sample, len(pool))} of {len(pool)} not checked (seed {seed})" if sample is not None
+                   else ""))
+            if names:
+                exit_code = mutmut_run(names) or exit_code
+        else:
+            exit_code = mutmut_run([])
     seconds = time.time() - start
     counts = count(folder, group)
     survivors = []
     for module, names in counts["survivor_names"].items():
         diffs = mutant_diffs(folder / "mutants" / _mutated_path(module))
         survivors += [(module, name, diffs.get(name.rsplit(".", 1)[-1], "(diff not found)")) for name in names]
-    exit_code = proc.returncode if proc is not None else 0
     log(f"[{group.name}] {seconds:.0f} s, exit {exit_code}: "
-        + "; ".join(f"{m} {c['killed']}/{c['total']}" for m, c in counts["modules"].items()))
+        + "; ".join(f"{m} {c['killed']}/{c['total']} ({c['not_checked']} not checked)"
+                    for m, c in counts["modules"].items()))
     return {"group": group.name, "purpose": group.purpose, "seconds": round(seconds), "exit": exit_code,
             "modules": counts["modules"], "survivors": survivors}
 
@@ -264,19 +297,20 @@ def count(folder: Path, group: Group) -> dict:
 
 
 def table(results: list[dict]) -> str:
-    rows = ["| module | what | mutants | killed (of them by timeout) | survived | no test reaches it | score |",
-            "|---|---|---|---|---|---|---|"]
+    rows = ["| module | what | mutants checked | killed (of them by timeout) | survived | no test reaches it | score |"
+            " not checked |",
+            "|---|---|---|---|---|---|---|---|"]
     killed = total = 0
     for result in results:
         for module, c in result["modules"].items():
             score = "-" if c["score"] is None else f"{100 * c['score']:.1f} %"
             rows.append(f"| `{module}` | {result['purpose']} | {c['total']} | {c['killed']} ({c['timeout']}) | "
                         f"{c['survived']} | "
-                        f"{c['no_tests']} | {score} |")
+                        f"{c['no_tests']} | {score} | {c.get('not_checked', 0)} |")
             killed += c["killed"]
             total += c["total"]
     if total:
-        rows.append(f"| **all** | | {total} | {killed} | | | **{100 * killed / total:.1f} %** |")
+        rows.append(f"| **all** | | {total} | {killed} | | | **{100 * killed / total:.1f} %** | |")
     return "\n".join(rows)
 
 
@@ -301,7 +335,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--recheck", action="store_true",
                         help="check only the survivors of each chosen group's last run again, with the tests as "
                              "they are now (after tests were added; earlier kills stand)")
+    parser.add_argument("--sample", type=int, metavar="N",
+                        help="check at most N of each chosen group's mutants not checked yet, drawn at random "
+                             "(the rest stays 'not checked' in the table)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of --sample (default 0)")
     args = parser.parse_args(argv)
+    if args.sample is not None and args.sample < 0:
+        parser.error("--sample must be 0 or more")
     if args.fresh and args.recheck:
         parser.error("--fresh and --recheck exclude each other")
     if args.list:
@@ -322,19 +362,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for group in chosen:
         previous[group.name] = run_group(group, args.work, args.max_children,
                                            log=lambda s: print(s, flush=True), fresh=args.fresh,
-                                           recheck=args.recheck)
+                                           recheck=args.recheck, sample=args.sample, seed=args.seed)
         saved.write_text(json.dumps(list(previous.values()), indent=1))
     results = [previous[g.name] for g in GROUPS if g.name in previous]
     missing = [f"{g.name} ({g.purpose})" for g in GROUPS if g.name not in previous]
     write_survivors(results, args.work / "survivors.md")
     body = (f"{table(results)}\n\nEach group's figures are from its latest run (they accumulate in "
             "`runs/mutants/results.json`; the command above ran the groups it names). "
-            "Score: killed / (killed + survived + not reached by any test); timeouts count "
+            "Score: killed / (killed + survived + not reached by any test), of the mutants checked; a group "
+            "checked in part (`--sample`: a random draw of its mutants) lists the rest as not checked; timeouts count "
             "as killed; equivalent mutants are not removed, so each score is a lower bound. Seconds per group: "
             + ", ".join(f"{r['group']} {r['seconds']}" for r in results)
             + ". Survivors with their diffs: `runs/mutants/survivors.md`."
             + ("" if not missing else " Groups not run yet: " + ", ".join(missing) + "."))
-    write_section("Mutation testing", body, "python -m benchmarks.mutants " + " ".join(args.groups), args.results)
+    command = " ".join(str(a) for a in (sys.argv[1:] if argv is None else argv))
+    write_section("Mutation testing", body, f"python -m benchmarks.mutants {command}".strip(), args.results)
     print(table(results))
     return 0
 
