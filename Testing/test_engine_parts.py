@@ -890,3 +890,105 @@ def test_the_fallback_moves_the_network_to_the_cpu():
 
     assert engine._on_device(loaded, torch.device("cuda"), [], work) == (1, torch.device("cpu"))
     assert moves == [torch.device("cpu")]
+
+
+def test_the_pet_is_read_with_the_users_facts_and_series(tmp_path):
+    from synthetic_dicom import write_series
+
+    from MTLRadiomicsLib.errors import MTLRadiomicsError
+    from MTLRadiomicsLib.pet_input.suv import SuvOverrides
+
+    write_series(tmp_path / "fdg")                                    # 70 kg in the headers
+    plain, _ = engine.read_pet(tmp_path / "fdg", AnalysisOptions())
+    heavier, _ = engine.read_pet(tmp_path / "fdg", AnalysisOptions(overrides=SuvOverrides(weight_kg=140.0)))
+    np.testing.assert_allclose(heavier.suv, 2.0 * plain.suv, rtol=1e-5)     # SUV is proportional to the weight
+    with pytest.raises(MTLRadiomicsError, match="1.2.3.4.5"):
+        engine.read_pet(tmp_path / "fdg", AnalysisOptions(series_uid="1.2.3.4.5"))
+
+
+def test_an_existing_output_folder_is_replaced_only_when_asked(case, tiny_model, tmp_path):
+    from MTLRadiomicsLib.errors import MTLRadiomicsError
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "old.txt").write_text("an earlier run")
+    with pytest.raises(MTLRadiomicsError, match="already exists; pass --overwrite"):
+        engine.analyze(case["path"], out, options(case, tiny_model))
+    assert (out / "old.txt").exists()
+    engine.analyze(case["path"], out, options(case, tiny_model), overwrite=True)
+    assert not (out / "old.txt").exists() and (out / "result.json").exists()
+
+
+def test_a_kept_model_and_a_pet_reader_are_used_as_given(case, tiny_model, tmp_path):
+    """A server hands its loaded model and its cache of scans; neither is read again."""
+    from MTLRadiomicsLib.model.model_file import load_model
+
+    loaded = load_model(make_model(tmp_path / "kept", domain={"volume_ml": [2.0, 5.0]}))
+    reads = []
+
+    def reader(path, chosen, captured):
+        reads.append(path)
+        return case["pet"], "ab" * 32
+
+    result = engine.analyze("not a file", tmp_path / "out", options(case, tmp_path / "no model here"),
+                            loaded=loaded, pet_reader=reader)
+    assert reads == ["not a file"] and result.input["sha256"] == "ab" * 32
+    assert result.model["folder"] == str(tmp_path / "kept") and result.scores.domain == "inside"
+    assert result.scores.seed == int(("ab" * 32)[:15], 16)
+
+
+def test_cuda_asked_for_without_cuda_runs_on_the_cpu_and_says_so(case, tiny_model, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    result = engine.analyze(case["path"], case["tmp"] / "cuda", options(case, tiny_model, device="cuda"))
+    assert result.device == "cpu"
+    assert ("CUDA was asked for but is not available (no GPU or a CPU-only PyTorch); ran on the CPU"
+            in result.warnings)
+
+
+def test_the_network_mtv_reports_its_progress_and_a_report_its_stage(case, tiny_model, tmp_path):
+    import io
+
+    from MTLRadiomicsLib.analysis.progress import Progress
+
+    stream = io.StringIO()
+    engine.analyze(case["path"], tmp_path / "out", options(case, tiny_model, mtv_method="network", report=True),
+                   progress=Progress("json", stream))
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    mtv = [line for line in lines if line["stage"] == "mtv"]
+    assert mtv[0]["message"] == "segmenting the MTV (network (sliding windows))" and len(mtv) > 1
+    assert all(line["message"] for line in mtv) and {line["fraction"] for line in mtv[1:]} == {0.32}
+    assert ("report", 0.88, "writing the report") in [(x["stage"], x["fraction"], x["message"]) for x in lines]
+
+
+def test_an_implausible_edited_mask_is_named_as_the_edited_mtv(case, tiny_model):
+    pet = case["pet"]
+    background = np.zeros(SHAPE, bool)
+    background[2:5, 2:5, 2:5] = True
+    path = write_mask(background, pet, case["tmp"] / "background_mask.nii.gz")
+    result = engine.analyze(case["path"], case["tmp"] / "background_mask", options(case, tiny_model),
+                            edited_mask=path)
+    assert result.scores.withheld and result.scores.outcome is None
+    assert any("edited MTV" in w for w in result.warnings)
+
+
+def test_models_with_one_score_head_still_score(case, tmp_path):
+    from MTLRadiomicsLib.errors import MTLRadiomicsError
+
+    classes_model = make_model(tmp_path / "c", outcome=False)
+    with pytest.raises(MTLRadiomicsError) as error:              # the default target is the outcome
+        engine.analyze(case["path"], tmp_path / "refused", options(case, classes_model))
+    assert str(error.value) == ("the model 'tiny-variant' has no outcome head to explain; use --explain "
+                                "segmentation")
+    assert not (tmp_path / "refused").exists()
+    only_classes = engine.analyze(case["path"], tmp_path / "classes",
+                                  options(case, classes_model, explain="segmentation"))
+    assert only_classes.scores.pathology and only_classes.scores.outcome is None and not only_classes.scores.withheld
+    only_outcome = engine.analyze(case["path"], tmp_path / "outcome",
+                                  options(case, make_model(tmp_path / "o", classification=False)))
+    assert only_outcome.scores.outcome is not None and only_outcome.scores.pathology == {}
+
+
+def test_test_time_augmentation_uses_the_model_card(case, tiny_model):
+    result = engine.analyze(case["path"], case["tmp"] / "tta", options(case, tiny_model, uncertainty="tta"))
+    assert result.scores.uncertainty == "mean ± sd over 2 samples, test-time augmentation (flips, shifts)"
+    assert result.scores.outcome.samples == 2

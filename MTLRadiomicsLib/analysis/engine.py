@@ -112,6 +112,7 @@ def _analyze(pet_path: str | Path, out_dir: Path, options: AnalysisOptions, prog
     with clock("model"):
         device = choose_device(options.device, warnings)
         loaded = preloaded if preloaded is not None else _load(options.model)
+        _check_explanation(loaded, options.explain)
         loaded.network.to(device)
     progress.stage("localisation", 0.2, "locating the lesion")
     with clock("localisation"):
@@ -211,6 +212,17 @@ def _load(model: Optional[Path | str]) -> LoadedModel:
         raise ModelFileError(f"no model at {folder}; pass --model FOLDER (a folder with model.json and "
                              "model.safetensors)")
     return load_model(folder)
+
+
+def _check_explanation(loaded: LoadedModel, target: str) -> None:
+    """Refuse, before any work, a Grad-CAM target the model has no head for while it has scores to
+    explain (a pathology-only model asked to explain the outcome)."""
+    scores = bool(set(loaded.config.tasks) & {"outcome", "classification"})
+    heads = {"outcome": "outcome" in loaded.config.tasks, "segmentation": "segmentation" in loaded.config.tasks}
+    if scores and target in heads and not heads[target]:
+        other = "segmentation" if target == "outcome" else "outcome"
+        raise MTLRadiomicsError(f"the model {loaded.card.name!r} has no {target} head to explain; "
+                                f"use --explain {other}")
 
 
 def _locate(pet: PetVolume, options: AnalysisOptions, loaded: LoadedModel, mask: Optional[np.ndarray],
