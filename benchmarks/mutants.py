@@ -86,7 +86,7 @@ GROUPS = (
           ("Testing/test_batch.py", "Testing/test_batch_cohorts.py", "Testing/test_regressions_batch.py"),
           "batch, workers, shards and merge"),
     Group("slicer_logic", (f"{LOGIC}/results.py", f"{LOGIC}/parameters.py"),
-          ("Testing/test_slicer_logic.py", "Testing/test_slicer_mtv.py"),
+          ("Testing/test_slicer_results.py",),
           "the Slicer module's result tables and parameters"),
 )
 BY_NAME = {g.name: g for g in GROUPS}

@@ -109,8 +109,13 @@ def run(args: argparse.Namespace) -> int:
         key = case_key(case["row"], options_key)
         redo = "done" if args.redo else _redo_reason(folder, key)
         if redo is None:
-            finished(index, row | {"status": "skipped (done before)"} | summary_values(folder / "result.json"))
-            continue
+            try:
+                values = summary_values(folder / "result.json")
+            except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:   # damaged since
+                redo = f"redone: its result.json cannot be read ({type(error).__name__}: {error})"
+            else:
+                finished(index, row | {"status": "skipped (done before)"} | values)
+                continue
         if redo != "done":
             tqdm.write(f"{case['case_id']}: {redo}")
         try:

@@ -286,11 +286,12 @@ def _sigint_held() -> Iterator[None]:
 
 
 def _stop(executor: ProcessPoolExecutor) -> None:
-    """Cancel what has not started and end the worker processes now."""
+    """Cancel what has not started and end the pool's worker processes now (only those: other child
+    processes of this process, a host program's or another pool's, are left alone). The workers are
+    taken before ``shutdown``, which forgets them."""
+    workers = list((getattr(executor, "_processes", None) or {}).values())
     executor.shutdown(wait=False, cancel_futures=True)
-    workers = list(getattr(executor, "_processes", None) or {})
-    processes = [p for p in multiprocessing.active_children() if not workers or p.pid in workers]
-    for process in processes:
+    for process in workers:
         process.terminate()
-    for process in processes:
+    for process in workers:
         process.join(timeout=10)
