@@ -485,6 +485,33 @@ def test_ctrl_c_held_back_is_delivered_right_after(signals):
     assert blocked() == set()
 
 
+def test_ctrl_c_is_held_back_too_while_another_thread_runs(signals):
+    """_sigint_held blocks SIGINT in the calling thread only: a Ctrl-C (sent to the process) is then
+    taken by any other thread that does not block it, and KeyboardInterrupt is raised inside the
+    moment, e.g. in the middle of starting a worker. batch.run always has such a thread: its tqdm
+    bar (disabled too, with --progress none) starts tqdm's monitor thread before the pool."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=1, disable=True)                 # as batch.run makes it
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)        # and another thread, whatever tqdm does
+    other.start()
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    inside = []
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with batch_workers._sigint_held():
+                os.kill(os.getpid(), signal.SIGINT)
+                for _ in range(20):
+                    time.sleep(0.01)
+                inside.append("not interrupted inside")
+    finally:
+        stop.set()
+        other.join()
+        bar.close()
+    assert inside == ["not interrupted inside"], "Ctrl-C was taken inside the moment it is held back"
+
+
 def test_without_signal_masks_ctrl_c_is_ignored_for_the_moment(signals, monkeypatch):
     def mine(_signum, _frame):
         pass
@@ -850,12 +877,14 @@ def test_workers_get_the_plan_for_the_largest_case_and_the_model(cohort, monkeyp
         "--workers 2 lowered to 1 by the memory budget: the largest case needs about 1.5 GB and --memory-gb is 1.0 GB")
     assert len(pool.calls) == 2 and [t.case_id for t in analysis.tasks[6:]] == ["c1", "c2", "c3"]
 
-    # One case to do, or --workers 1: no pool, and no plan (no note).
+    # One case to do, or --workers 1: no pool, no plan (no note), no PET header read for one.
     (out / "c2" / "result.json").unlink()
+    estimated = len(asked)
     assert main(batch_argv(manifest, out, "--workers", "2", "--memory-gb", "1.0")) == 0
     assert capsys.readouterr().out == f"3 of 3 cases analysed; summary: {out / 'summary.csv'}\n"
     assert main(batch_argv(manifest, out, "--redo")) == 0
     assert len(pool.calls) == 2 and [t.case_id for t in analysis.tasks[9:]] == ["c2", "c1", "c2", "c3"]
+    assert len(asked) == estimated == 9
 
 
 @pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM])
@@ -1183,3 +1212,108 @@ def test_merge_refusals_word_for_word(tmp_path, capsys):
     assert main(["batch-merge", str(half)]) == 2                       # the command: one line, nothing written
     assert capsys.readouterr().err.startswith("mtl-radiomics: error: shard(s) 2 of 2 missing or unfinished in ")
     assert not (half / "summary.csv").exists()
+
+
+# ---------------------------------------------------------------- rows that fail, in this process
+def test_a_bad_row_fails_alone_and_the_rows_after_it_are_analysed(tmp_path, monkeypatch, capsys):
+    from MTLRadiomicsLib.cli import main
+
+    rows = [["c1", "one.nii.gz", 0, 0, 0, ""], ["c2", "two.nii.gz", 0, 0, 0, "heavy"],
+            ["c3", "three.nii.gz", 0, 0, 0, "70"]]
+    manifest = write_csv(tmp_path / "cases.csv", HEADER + ["weight"], rows)
+    analysis = FakeAnalysis()
+    monkeypatch.setattr(batch, "analyse_case", analysis)
+    out = tmp_path / "nested" / "folders" / "out"                       # made with its parents
+    assert main(batch_argv(manifest, out)) == 1
+    summary = read_csv(out / "summary.csv")
+    assert [r["status"] for r in summary] == ["done", "failed", "done"]
+    assert [t.case_id for t in analysis.tasks] == ["c1", "c3"]
+    error = summary[1]["error"]
+    assert "weight" in error and "heavy" in error and summary[1]["case_id"] == "c2"
+    assert f"c2: {error}\n" in capsys.readouterr().out
+
+
+def test_an_internal_error_in_a_row_fails_that_row_and_says_so(cohort, monkeypatch, capsys):
+    from MTLRadiomicsLib.cli import main
+
+    original = batch.row_options
+
+    def breaks_on_c2(args, row, actions):
+        if row["case_id"] == "c2":
+            raise TypeError("boom")
+        return original(args, row, actions)
+
+    monkeypatch.setattr(batch, "row_options", breaks_on_c2)
+    monkeypatch.setattr(batch, "analyse_case", FakeAnalysis())
+    assert main(batch_argv(cohort["manifest"], cohort["out"])) == 1
+    summary = read_csv(cohort["out"] / "summary.csv")
+    assert [(r["case_id"], r["status"], r["error"]) for r in summary] == [
+        ("c1", "done", ""), ("c2", "failed", "TypeError: boom"), ("c3", "done", "")]
+    assert "c2: internal error TypeError: boom\n" in capsys.readouterr().out
+
+
+def test_an_analysed_case_whose_result_cannot_be_read_fails_as_an_internal_error(cohort, monkeypatch, capsys):
+    from MTLRadiomicsLib.cli import main
+
+    def broken(task):
+        task.folder.mkdir(parents=True, exist_ok=True)
+        (task.folder / "result.json").write_text("{cut")
+        return CaseOutcome(task.index, ok=True, seconds=1.0)
+
+    monkeypatch.setattr(batch, "analyse_case", broken)
+    assert main(batch_argv(cohort["manifest"], cohort["out"])) == 1
+    summary = read_csv(cohort["out"] / "summary.csv")
+    assert [r["status"] for r in summary] == ["failed"] * 3
+    assert all(r["error"].startswith("its result.json cannot be read (JSONDecodeError: ") for r in summary)
+    assert "c1: internal error its result.json cannot be read (JSONDecodeError: " in capsys.readouterr().out
+
+
+def test_one_worker_asked_for_runs_every_case_here(cohort, monkeypatch):
+    from MTLRadiomicsLib.cli import main
+
+    monkeypatch.setattr(batch, "run_in_workers", lambda *a: pytest.fail("no pool for --workers 1"))
+    monkeypatch.setattr(batch, "pet_voxels", lambda path: pytest.fail("no plan for --workers 1"))
+    analysis = FakeAnalysis()
+    monkeypatch.setattr(batch, "analyse_case", analysis)
+    assert main(batch_argv(cohort["manifest"], cohort["out"], "--workers", "1")) == 0
+    assert [t.case_id for t in analysis.tasks] == ["c1", "c2", "c3"]
+
+
+def test_batch_help_documents_the_manifest_the_rules_and_every_exit_status(capsys, monkeypatch):
+    """What a user reads before a cohort run: the manifest's columns, the per-row SUV columns, the
+    folder rule, what is skipped and redone, the summary, the options for many cases and what each exit
+    status means."""
+    from MTLRadiomicsLib.cli import main
+    from MTLRadiomicsLib.commands.manifest import PLAIN_NAME_RULE
+
+    monkeypatch.setenv("COLUMNS", "2000")                       # no line breaks inside the words checked
+    with pytest.raises(SystemExit) as stop:
+        main(["batch", "--help"])
+    assert stop.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for words in ("Analyse the scans listed in a CSV manifest: columns case_id and pet (relative paths are read "
+                  "from the manifest's folder); optional point_x, point_y, point_z in RAS mm; optional columns "
+                  "named like the SUV options (weight, dose, input_units, injection_time, scan_time, half_life, "
+                  "decay_corrected_to, series) replace those options for their row.",
+                  f"A case_id is the name of the case's folder OUT/<case_id>/: {PLAIN_NAME_RULE}.",
+                  "A case that fails is reported and the others go on; a finished case is skipped unless its "
+                  "manifest row or the analysis options changed since, or --redo. Writes OUT/summary.csv (in "
+                  "manifest order).",
+                  "Exit status: 0 every case done (now or before); 1 some cases failed (the others are done and "
+                  "summary.csv says why each failed); 2 the batch did not start (a bad option or manifest, nothing "
+                  "analysed); 3 an internal error; 130 interrupted (Ctrl-C or SIGTERM; finished cases are kept and "
+                  "the same command goes on from there).",
+                  "analyse N cases at a time in worker processes, each loading the model once (default 1: one "
+                  "after the other in this process); lowered to the cores and to what --memory-gb holds, with a "
+                  "note",
+                  "memory the workers may use together (default: 75% of the memory available now); each case is "
+                  "estimated from its PET's voxel count",
+                  "analyse only shard K of N (manifest row i, from 0, is in shard i % N + 1), e.g. one per array job "
+                  "of a cluster; writes OUT/summary_shard_K_of_N.csv; 'mtl-radiomics batch-merge OUT' then joins "
+                  "the shards into OUT/summary.csv",
+                  "--redo analyse finished cases again"):
+        assert words in text, words
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "batch analyse every scan of a manifest, with a summary CSV" in " ".join(capsys.readouterr().out.split())
+    assert (batch.EXIT_ALL_DONE, batch.EXIT_SOME_FAILED, batch.EXIT_INTERRUPTED) == (0, 1, 130)
