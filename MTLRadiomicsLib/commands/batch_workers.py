@@ -264,9 +264,10 @@ def run_in_workers(tasks: Sequence[CaseTask], plan: WorkerPlan, initargs: tuple,
 
 @contextmanager
 def _sigint_held() -> Iterator[None]:
-    """Ctrl-C held back (blocked, not ignored) for a moment: a worker process started now inherits
-    the block and ignores SIGINT from its first line, and a Ctrl-C pressed meanwhile reaches this
-    process as soon as the moment ends; it is never lost (an ignored one would be)."""
+    """Ctrl-C held back (blocked and noted, not ignored) for a moment: a worker process started now
+    inherits the block and ignores SIGINT from its first line, and a Ctrl-C pressed meanwhile reaches
+    this process as soon as the moment ends, whichever of its threads took it; it is never lost (an
+    ignored one would be)."""
     if not hasattr(signal, "pthread_sigmask"):      # no POSIX signal masks: ignore it for the moment
         try:
             previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -278,11 +279,23 @@ def _sigint_held() -> Iterator[None]:
         finally:
             signal.signal(signal.SIGINT, previous)
         return
+    # Blocked in this thread, for the workers started now to inherit; but the process's other threads
+    # (tqdm's monitor, a host program's) still take a Ctrl-C, and Python then runs the handler in this
+    # thread: a handler that only notes it holds it back too, and it is raised again right after.
+    pending: list[int] = []
+    try:
+        previous = signal.signal(signal.SIGINT, lambda signum, _frame: pending.append(signum))
+    except ValueError:                              # not the main thread: no Python handler runs here
+        previous = None
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)      # one pending on this thread is noted now
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+            if pending:
+                signal.raise_signal(signal.SIGINT)
 
 
 def _stop(executor: ProcessPoolExecutor) -> None:
