@@ -83,7 +83,7 @@ GROUPS = (
           "the engine's analyze and rescore"),
     Group("batch", ("MTLRadiomicsLib/commands/batch.py", "MTLRadiomicsLib/commands/batch_workers.py",
                     "MTLRadiomicsLib/commands/batch_shards.py"),
-          ("Testing/test_batch.py", "Testing/test_batch_cohorts.py", "Testing/test_regressions_batch.py"),
+          ("Testing/test_batch_parts.py", "Testing/test_regressions_batch.py"),
           "batch, workers, shards and merge"),
     Group("slicer_logic", (f"{LOGIC}/results.py", f"{LOGIC}/parameters.py"),
           ("Testing/test_slicer_results.py",),
