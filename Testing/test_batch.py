@@ -1,6 +1,7 @@
-"""`batch`: case folders only inside --out, redone when their manifest row or the options change,
-the SUV options of `analyze` (and per-row columns), library warnings in the case's warnings, and a
-documented exit status. A small random model keeps this fast."""
+"""`batch` with the engine: case folders only inside --out, the SUV options of `analyze` (and
+per-row columns), library warnings in the case's warnings, and a documented exit status. A small
+random model keeps this fast. (Cases redone when their manifest row or the options change:
+test_batch_parts.py, in this process; each row analysed at its own point: test_regressions_batch.py.)"""
 
 from __future__ import annotations
 
@@ -106,32 +107,6 @@ def test_a_case_id_that_escapes_out_stops_the_batch_before_anything_is_written(l
     out = tmp_path / "runs" / "batch"
     assert_one_line_error(run_cli_here(*batch_args(manifest, out, tiny_model)), "row 2", "'../escape'")
     assert not (tmp_path / "runs" / "escape").exists() and not out.exists()
-
-
-def test_a_changed_row_or_changed_options_redo_the_case(lesion, tiny_model, tmp_path):
-    x, y, z = lesion["ras"]
-    header = ["case_id", "pet", "point_x", "point_y", "point_z"]
-    manifest = write_manifest(tmp_path / "cases.csv", header, [["good", lesion["path"], x, y, z]])
-    out = tmp_path / "batch"
-    first = run_cli_here(*batch_args(manifest, out, tiny_model))
-    assert first.returncode == 0, first.stderr
-    assert summary(out)["good"]["status"] == "done"
-    again = run_cli_here(*batch_args(manifest, out, tiny_model))
-    assert again.returncode == 0 and summary(out)["good"]["status"] == "skipped (done before)"
-
-    moved = (x + 6.0, y, z)                           # the same lesion, another click
-    write_manifest(manifest, header, [["good", lesion["path"], *moved]])
-    third = run_cli_here(*batch_args(manifest, out, tiny_model))
-    assert third.returncode == 0, third.stderr
-    assert summary(out)["good"]["status"] == "redone: its manifest row changed"
-    assert "good: redone: its manifest row changed" in third.stdout
-    saved = json.loads((out / "good" / "result.json").read_text())
-    assert saved["location"]["center_ras"] == pytest.approx(moved)
-
-    fourth = run_cli_here(*batch_args(manifest, out, tiny_model, "--fill-holes"))
-    assert fourth.returncode == 0, fourth.stderr
-    assert summary(out)["good"]["status"] == "redone: the analysis options changed"
-    assert json.loads((out / "good" / "result.json").read_text())["mtv"]["fill_holes"] is True
 
 
 def test_suv_options_and_per_row_columns(lesion_dicom, lesion, tiny_model, tmp_path):
